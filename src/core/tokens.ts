@@ -3,6 +3,7 @@
  * `provides`/`needs`; the container wires each need to exactly one provider. A plugin that adds
  * a role adds its token here.
  */
+import type { LocalApic } from '../devices/apic.js';
 import type { CpuCore, InterruptController } from './cpu.js';
 import { token } from './token.js';
 
@@ -14,6 +15,8 @@ export const Tokens = {
     'interrupt-controller',
     "the CPU's interrupt source (INTR/INTA): a local APIC or a PIC",
   ),
+  /** The local APIC: interrupt messages from I/O APICs, EOI broadcasts, and the APIC MSRs. */
+  LocalApic: token<LocalApic>('local-apic', 'the local APIC (interrupt messages, APIC MSRs)'),
 } as const;
 
 export type { Token } from './token.js';
