@@ -1,0 +1,11 @@
+/* vmm sample guest: the user programs, embedded as flat images (built from user/). */
+    .section .rodata
+    .balign 16
+    .globl app_hello_start, app_hello_end, app_fault_start, app_fault_end
+app_hello_start:
+    .incbin "hello.bin"
+app_hello_end:
+    .balign 16
+app_fault_start:
+    .incbin "fault.bin"
+app_fault_end:
