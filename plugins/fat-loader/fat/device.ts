@@ -17,12 +17,16 @@ export interface SectorDevice {
   write?(lba: number, data: Uint8Array): void | Promise<void>;
 }
 
-/** A clear `disk` error naming the device when its name is known. */
+/**
+ * A clear `disk` error naming the device when its name is known. The name goes into the message (not
+ * the location) so it is printed once whoever formats the error.
+ */
 export function diskError(source: string | undefined, message: string, cause?: unknown): VmmError {
-  return new VmmError('disk', source ? `${source}: ${message}` : message, {
-    ...(source ? { location: { file: source } } : {}),
-    ...(cause === undefined ? {} : { cause }),
-  });
+  return new VmmError(
+    'disk',
+    source ? `${source}: ${message}` : message,
+    cause === undefined ? {} : { cause },
+  );
 }
 
 function checkRange(dev: SectorDevice, lba: number, count: number, what: string): void {
