@@ -1,0 +1,90 @@
+/** The stop summary and the `--stats` table/JSON of `vmm up`. */
+import type { StopReason } from '../core/stop.js';
+
+export type Stats = Record<string, Record<string, number | string>>;
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** One phrase for why the machine stopped. */
+export function describeStop(r: StopReason): string {
+  switch (r.kind) {
+    case 'poweroff':
+      return `guest powered off with code ${r.code} (${r.source}${r.message ? `: ${r.message}` : ''})`;
+    case 'reset':
+      return `guest reset (${r.source})`;
+    case 'fault':
+      return `guest fault in ${r.source}: ${r.message}`;
+    case 'timeout':
+      return 'timeout';
+    case 'quit':
+      return 'quit';
+    case 'idle':
+      return `idle: ${r.message}`;
+    case 'plugin-error':
+      return `plugin ${r.plugin} failed in ${r.hook}: ${errorText(r.error)}`;
+  }
+}
+
+const num = (v: number | string | undefined): number => (typeof v === 'number' ? v : Number(v ?? 0));
+
+export function formatSeconds(s: number): string {
+  if (s >= 100) return `${s.toFixed(1)} s`;
+  if (s >= 1) return `${s.toFixed(3)} s`;
+  return `${(s * 1000).toFixed(s >= 0.01 ? 1 : 3)} ms`;
+}
+
+export function groupDigits(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+/** `stopped: REASON · virtual T · wall T · N instructions (M MIPS)` */
+export function formatSummary(r: StopReason, stats: Stats): string {
+  const m = stats.machine ?? {};
+  const virtualS = num(m.virtualNs) / 1e9;
+  const wallS = num(m.wallMs) / 1e3;
+  const instr = num(m.instructions);
+  const parts = [
+    `stopped: ${describeStop(r)}`,
+    `virtual ${formatSeconds(virtualS)}`,
+    `wall ${formatSeconds(wallS)}`,
+  ];
+  let insn = `${groupDigits(instr)} instructions`;
+  if (instr > 0 && wallS > 0) insn += ` (${(instr / wallS / 1e6).toFixed(1)} MIPS)`;
+  parts.push(insn);
+  return parts.join(' · ');
+}
+
+function formatValue(v: number | string): string {
+  if (typeof v === 'string') return v;
+  return Number.isInteger(v) ? groupDigits(v) : v.toPrecision(6);
+}
+
+/** A plain-text table, one block per section. */
+export function formatStatsTable(stats: Stats): string {
+  const rows: [string, string, string][] = [];
+  for (const [section, counters] of Object.entries(stats)) {
+    for (const [k, v] of Object.entries(counters)) rows.push([section, k, formatValue(v)]);
+  }
+  const header: [string, string, string] = ['section', 'counter', 'value'];
+  const w = [0, 1, 2].map((i) => Math.max(header[i]!.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: [string, string, string]) =>
+    `${r[0].padEnd(w[0]!)}  ${r[1].padEnd(w[1]!)}  ${r[2].padStart(w[2]!)}`.trimEnd();
+  const out = [line(header)];
+  let last = '';
+  for (const r of rows) {
+    out.push(line([r[0] === last ? '' : r[0], r[1], r[2]]));
+    last = r[0];
+  }
+  return out.join('\n');
+}
+
+/** What `--stats=json` writes: the stop reason and every counter. */
+export function statsJson(r: StopReason, exitCode: number, stats: Stats): string {
+  const reason =
+    r.kind === 'plugin-error'
+      ? { kind: r.kind, plugin: r.plugin, hook: r.hook, error: errorText(r.error) }
+      : r;
+  return JSON.stringify({ reason, exitCode, stats }, null, 2) + '\n';
+}
