@@ -4,6 +4,7 @@ import type { VirtualClock } from './clock.js';
 import type { ConsoleBackend } from './console.js';
 import type { Logger } from './log.js';
 import type { StopReason } from './stop.js';
+import type { MachineConfig } from '../config/machine-schema.js';
 
 export interface MachineServices {
   readonly name: string;
@@ -15,6 +16,8 @@ export interface MachineServices {
   /** The console backend named `stdio` in machine files (the terminal in the CLI, memory in tests). */
   readonly console: ConsoleBackend;
   readonly log: Logger;
+  /** The validated machine description (the policy reads `guest:` from it). */
+  readonly config: MachineConfig;
   /** Stop the machine at the next instruction boundary. The first reason wins. */
   stop(reason: StopReason): void;
   readonly stopReason: StopReason | undefined;

@@ -12,6 +12,7 @@ import type { Logger } from './log.js';
 import type { MachineServices } from './machine-services.js';
 import type { PluginDefinition, PluginInstance } from './plugin.js';
 import type { StopReason } from './stop.js';
+import type { MachineConfig } from '../config/machine-schema.js';
 
 export interface PluginRecord {
   readonly definition: PluginDefinition;
@@ -33,6 +34,8 @@ export interface MachineOptions {
   log: Logger;
   host: HostServices;
   withGuest: boolean;
+  /** The validated machine description. */
+  config: MachineConfig;
 }
 
 export interface RunOptions {
@@ -57,6 +60,7 @@ export class Machine implements MachineServices {
   readonly console: ConsoleBackend;
   readonly log: Logger;
   readonly host: HostServices;
+  readonly config: MachineConfig;
   cpu: CpuCore | undefined;
   readonly plugins: PluginRecord[] = [];
   private readonly statSources: { section: string; read: () => Record<string, number | string> }[] = [];
@@ -73,6 +77,7 @@ export class Machine implements MachineServices {
     this.console = opts.console;
     this.log = opts.log;
     this.host = opts.host;
+    this.config = opts.config;
     const warnUnmapped = (m: string) => this.log.warn(m);
     this.hostBus.onUnmapped = warnUnmapped;
     if (this.guestBus) this.guestBus.onUnmapped = warnUnmapped;

@@ -18,9 +18,11 @@ import type {
 } from '../../src/core/plugin.js';
 import type { StopReason } from '../../src/core/stop.js';
 import type { Token } from '../../src/core/token.js';
+import { machineSchema } from '../../src/config/machine-schema.js';
 
 export class TestMachine implements MachineServices {
   readonly name = 'test';
+  readonly config = machineSchema.parse({ host: {} });
   readonly clock = new VirtualClock();
   readonly hostBus = new Bus('host');
   readonly guestBus = undefined;

@@ -1,0 +1,82 @@
+/**
+ * User defaults, found by cosmiconfig: `.vmmrc.yaml` (or .vmmrc, .vmmrc.json, .vmmrc.yml,
+ * vmm.config.js) or a `vmm` key in package.json, searched upward from the working directory.
+ *   defaults: { uart16550: { input-buffer: 8192 } }   # per-plugin setting defaults
+ *   plugins: [ ./my-plugins ]                          # extra folders searched for `plugin: NAME`
+ */
+import { dirname, resolve as resolvePath } from 'node:path';
+import { z } from 'zod';
+import { VmmError } from '../core/errors.js';
+import { fromPlain, type LNode } from './located.js';
+import { issuesToErrors } from './validate.js';
+
+export const userConfigSchema = z.strictObject({
+  defaults: z
+    .record(z.string(), z.record(z.string(), z.unknown()))
+    .default({})
+    .describe('per-plugin setting defaults, by plugin name'),
+  plugins: z
+    .array(z.string())
+    .default([])
+    .describe('extra folders searched for plugins named in machine files'),
+});
+
+export interface UserConfig {
+  file: string | undefined;
+  defaults: Record<string, Record<string, unknown>>;
+  pluginDirs: string[];
+  /** Located tree of the file (for error positions), when it was YAML. */
+  root: LNode | undefined;
+}
+
+export const EMPTY_USER_CONFIG: UserConfig = {
+  file: undefined,
+  defaults: {},
+  pluginDirs: [],
+  root: undefined,
+};
+
+export async function loadUserConfig(searchFrom: string): Promise<UserConfig> {
+  const { cosmiconfig } = await import('cosmiconfig');
+  const explorer = cosmiconfig('vmm', {
+    searchPlaces: ['package.json', '.vmmrc', '.vmmrc.yaml', '.vmmrc.yml', '.vmmrc.json'],
+    stopDir: resolvePath(searchFrom, '/'),
+  });
+  let found: { filepath: string; config: unknown } | null;
+  try {
+    found = await explorer.search(searchFrom);
+  } catch (e) {
+    const file = (e as { filepath?: string }).filepath;
+    throw new VmmError('config-syntax', `user configuration: ${(e as Error).message.split('\n')[0]}`, {
+      location: file ? { file } : {},
+      cause: e,
+    });
+  }
+  if (!found) return EMPTY_USER_CONFIG;
+  let root: LNode = fromPlain(found.config, { file: found.filepath, line: 0, col: 0 });
+  if (/\.(ya?ml)$|\.vmmrc$/.test(found.filepath)) {
+    try {
+      const { parseMachineFile } = await import('./load.js');
+      root = parseMachineFile(found.filepath);
+    } catch {
+      // keep the position-less tree; cosmiconfig already parsed it
+    }
+  }
+  const parsed = userConfigSchema.safeParse(found.config ?? {}, { reportInput: true });
+  if (!parsed.success) {
+    const errs = issuesToErrors(parsed.error.issues, {
+      root,
+      base: [],
+      keyWord: 'key',
+      subject: 'the user configuration',
+      schema: userConfigSchema,
+    });
+    throw errs;
+  }
+  return {
+    file: found.filepath,
+    defaults: parsed.data.defaults,
+    pluginDirs: parsed.data.plugins.map((p) => resolvePath(dirname(found.filepath), p)),
+    root,
+  };
+}
