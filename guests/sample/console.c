@@ -82,10 +82,12 @@ void panic(const char *fmt, ...) {
 #define PM1A_CNT 0x604
 #define PM1_SLP_EN 0x2000
 #define ISA_DEBUG_EXIT 0xF4
+#define POWEROFF_GRACE_SPINS (1u << 20) /* a machine may take a moment to act on SLP_EN */
 void poweroff(void) {
   cli();
   kputs("Powering off.\n");
   outw(PM1A_CNT, PM1_SLP_EN);
+  for (volatile uint32_t i = 0; i < POWEROFF_GRACE_SPINS; i++) cpu_relax();
   outb(ISA_DEBUG_EXIT, 0x10);
   for (;;) __asm__ volatile("hlt");
 }

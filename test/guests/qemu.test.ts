@@ -1,0 +1,141 @@
+// The sample guest booted bare under QEMU, the oracle for vmm: through QEMU's Multiboot loader and
+// through the project's own BIOS (the tutorial's boot path). Skipped when QEMU is not installed
+// (Debian: apt-get install qemu-system-x86).
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+import { DEBUG_EXIT_STATUS, maskTimingLines, qemuArgs, qemuAvailable, runQemu } from './qemu-oracle.js';
+import type { QemuTranscript } from './qemu-oracle.js';
+
+const GUESTS = resolve(import.meta.dirname, '../../guests');
+const KERNEL = resolve(GUESTS, 'sample/sample.bin');
+const BIOS = resolve(GUESTS, 'bios/bios.bin');
+const BIOS_MBI = resolve(GUESTS, 'bios/bios-mbi.bin');
+const COMMANDS = ['help', 'hello', 'ticks', 'mem', 'fault', 'exits', 'poweroff'];
+
+const haveQemu = qemuAvailable();
+if (!haveQemu) console.warn('[guests] qemu-system-x86_64 not found: skipping the QEMU oracle tests');
+
+/** The text between the echo of `>> command` and the next prompt. */
+function answerTo(text: string, command: string): string {
+  const start = text.indexOf(`>> ${command}\n`);
+  if (start < 0) throw new Error(`the transcript has no "${command}" command:\n${text}`);
+  const from = start + `>> ${command}\n`.length;
+  const next = text.indexOf('>> ', from);
+  return text.slice(from, next < 0 ? undefined : next);
+}
+
+function explain(t: QemuTranscript): string {
+  return `exit ${t.exitCode}, timed out ${t.timedOut}, typed ${t.linesTyped}\n${t.text}\n${t.stderr}`;
+}
+
+describe('maskTimingLines', () => {
+  it('masks only the numbers of calibration and tick lines', () => {
+    const text = [
+      'HPET: 100.000000 MHz, 64-bit, 3 timers',
+      'Calibrated TSC frequency: 2467 MHz (HPET)',
+      'Calibrated LAPIC frequency: 1021 MHz',
+      '>> ticks',
+      'ticks: 451 timer interrupts (vector 0xf0, 100 Hz)',
+      '[1] exited with code 0',
+    ].join('\r\n');
+    expect(maskTimingLines(text).split('\r\n')).toEqual([
+      'HPET: 100.000000 MHz, 64-bit, 3 timers',
+      'Calibrated TSC frequency: # MHz (HPET)',
+      'Calibrated LAPIC frequency: # MHz',
+      '>> ticks',
+      'ticks: # timer interrupts (vector 0xf0, 100 Hz)',
+      '[1] exited with code 0',
+    ]);
+  });
+});
+
+describe.skipIf(!haveQemu)('sample guest under QEMU (q35, TCG)', () => {
+  it('boots via Multiboot, answers every shell command, and powers off', async () => {
+    const t = await runQemu({ kernel: KERNEL, input: COMMANDS });
+    const why = `${qemuArgs({ kernel: KERNEL })}\n${explain(t)}`;
+    expect(t.timedOut, why).toBe(false);
+    expect(t.linesTyped, why).toBe(COMMANDS.length);
+    // ACPI S5 through the q35 PM1a control port that SeaBIOS set up: a clean exit.
+    expect(t.exitCode, why).toBe(0);
+    const text = t.text;
+
+    expect(text).toContain('arch = x86_64\nplatform = vmm-sample-x86_64\n');
+    expect(text).toMatch(/^boot = multiboot information at 0x[0-9a-f]+, flags 0x[0-9a-f]+$/m);
+    expect(text).toContain('kernel base = 0xffffff8000200000 (higher half)\n');
+    expect(text).toContain('hypervisor = none\n');
+    expect(text).toContain('Initializing HPET...\nHPET: 100.000000 MHz, 64-bit, 3 timers\n');
+    expect(text).toContain('Local APIC: xAPIC mode (MMIO at 0xfee00000)\n');
+    expect(text).toMatch(/^Calibrated TSC frequency: [1-9]\d* MHz \((HPET|CPUID 0x16)\)$/m);
+    const lapic = /^Calibrated LAPIC frequency: (\d+) MHz$/m.exec(text);
+    expect(Number(lapic?.[1])).toBeGreaterThan(0);
+    expect(text).toContain('Running tasks...\nvmm sample shell: type help\n>> ');
+
+    const help = answerTo(text, 'help');
+    for (const command of COMMANDS) expect(help).toMatch(new RegExp(`^  ${command} `, 'm'));
+
+    expect(answerTo(text, 'hello')).toBe(
+      [
+        '[1] started hello',
+        'Hello from ring 3! I am pid 1, running at CPL 3.',
+        'The timer is ticking while user code runs.',
+        'write() from an unmapped buffer returns -14 (EFAULT).',
+        'Goodbye.',
+        '[1] exited with code 0',
+        '',
+      ].join('\n'),
+    );
+
+    const ticks = /^ticks: (\d+) timer interrupts \(vector 0xf0, 100 Hz\)\n$/.exec(answerTo(text, 'ticks'));
+    expect(ticks, why).not.toBeNull();
+    // `hello` waited for two ticks, so at least that many were counted.
+    expect(Number(ticks?.[1])).toBeGreaterThanOrEqual(2);
+
+    expect(answerTo(text, 'mem')).toBe(
+      [
+        'mem: mapped a fresh frame at 0xffffff0000000000',
+        'mem: wrote 0x5eed5eed12345678, read 0x5eed5eed12345678: ok',
+        'mem: unmapped it; reading again page-faults, and the kernel caught it: ok',
+        'mem: the frame went back to the allocator: ok',
+        '',
+      ].join('\n'),
+    );
+
+    expect(answerTo(text, 'fault')).toBe(
+      [
+        '[2] started fault',
+        'About to write to 0xdead0000, which is not mapped...',
+        '[2] killed: page fault at 0xdead0000',
+        '',
+      ].join('\n'),
+    );
+
+    expect(answerTo(text, 'exits')).toBe('exits: not running under a hypervisor\n');
+    expect(answerTo(text, 'poweroff')).toBe('Powering off.\n');
+  });
+
+  it('boots through the vmm BIOS at 0000:8000 with EAX=0x1BADB002 and no information structure', async () => {
+    const boot = { kind: 'bios', bios: BIOS } as const;
+    const t = await runQemu({ kernel: KERNEL, boot, input: ['hello', 'poweroff'] });
+    const why = explain(t);
+    expect(t.timedOut, why).toBe(false);
+    // No SeaBIOS, so no PM base: the guest's isa-debug-exit fallback ends the run.
+    expect(t.exitCode, why).toBe(DEBUG_EXIT_STATUS);
+    expect(t.text).toContain('boot = vmm BIOS (EAX=0x1BADB002, no information structure)\n');
+    expect(t.text).toContain('memory = 16 MiB,');
+    expect(answerTo(t.text, 'hello')).toContain('[1] exited with code 0\n');
+    expect(t.text).toContain('>> poweroff\nPowering off.\n');
+  });
+
+  it('boots through bios-mbi.bin with a Multiboot information structure built by the BIOS', async () => {
+    const boot = { kind: 'bios', bios: BIOS_MBI } as const;
+    const t = await runQemu({ kernel: KERNEL, boot, input: ['mem', 'poweroff'] });
+    const why = explain(t);
+    expect(t.timedOut, why).toBe(false);
+    expect(t.exitCode, why).toBe(DEBUG_EXIT_STATUS);
+    // flags 0x45 = mem_lower/mem_upper, cmdline, mmap; the structure sits in the BIOS image.
+    expect(t.text).toMatch(/^boot = multiboot information at 0x8[0-9a-f]{3}, flags 0x45$/m);
+    expect(t.text).toContain('mem_lower = 640 KiB, mem_upper = 15360 KiB\nmemory = 16 MiB,');
+    expect(answerTo(t.text, 'mem')).toContain(': ok\n');
+  });
+});
