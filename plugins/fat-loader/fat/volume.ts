@@ -211,6 +211,18 @@ export class FatVolume {
     return data.subarray(0, entry.size);
   }
 
+  /** The clusters holding a file or directory, in order (to inspect fragmentation). */
+  async clusterChain(path: string): Promise<number[]> {
+    const parts = splitPath(path);
+    if (parts.length === 0)
+      return this.type === 32 ? this.fat.chain(this.boot.rootCluster, 'the root directory') : [];
+    const dir = await this.openDirPath(parts.slice(0, -1));
+    const entry = this.mustFind(dir, parts[parts.length - 1]!, 'file');
+    if (entry.firstCluster === 0) return [];
+    const what = `${entry.isDirectory ? 'directory' : 'file'} "${joinPath(parts)}"`;
+    return this.fat.chain(entry.firstCluster, what, Math.ceil(entry.size / this.clusterSize));
+  }
+
   // ---- writing ----
 
   /** Creates or replaces a file; its directory must exist (see mkdir). */
