@@ -80,3 +80,31 @@ describe('the BIOS images keep their documented layout', () => {
     expect(mbi.toString('latin1', 0x108, mbi.indexOf(0, 0x108))).toBe('sample.bin');
   });
 });
+
+describe('sample.bin carries a Multiboot header with the a.out kludge', () => {
+  const image = readFileSync(join(GUESTS, 'sample/sample.bin'));
+  // Multiboot 0.6.96 section 3.1.1: within the first 8 KiB, 32-bit aligned.
+  let at = -1;
+  for (let i = 0; i + 32 <= Math.min(image.length, 8192); i += 4) {
+    if (image.readUInt32LE(i) === 0x1badb002) {
+      at = i;
+      break;
+    }
+  }
+  const field = (n: number): number => image.readUInt32LE(at + 4 * n);
+
+  it('has magic, flags 0x00010002 and a zero checksum sum', () => {
+    expect(at).toBeGreaterThanOrEqual(0);
+    expect(field(1)).toBe(0x00010002);
+    expect((field(0) + field(1) + field(2)) >>> 0).toBe(0);
+  });
+
+  it('loads the whole file at 0x200000 and enters at 0x200000', () => {
+    const [headerAddr, loadAddr, loadEnd, bssEnd, entry] = [3, 4, 5, 6, 7].map(field);
+    expect(loadAddr).toBe(0x200000);
+    expect(headerAddr! - loadAddr!).toBe(at);
+    expect(loadEnd! - loadAddr!).toBe(image.length);
+    expect(bssEnd).toBeGreaterThanOrEqual(loadEnd!);
+    expect(entry).toBe(0x200000);
+  });
+});

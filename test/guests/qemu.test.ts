@@ -138,4 +138,16 @@ describe.skipIf(!haveQemu)('sample guest under QEMU (q35, TCG)', () => {
     expect(t.text).toContain('mem_lower = 640 KiB, mem_upper = 15360 KiB\nmemory = 16 MiB,');
     expect(answerTo(t.text, 'mem')).toContain(': ok\n');
   });
+
+  it('survives VMCALL raising #UD when CPUID claims a hypervisor that does not take it (TCG)', async () => {
+    // Default qemu64 under TCG sets CPUID.1:ECX[31] and answers leaf 0x40000000 with "TCGTCGTCGTCG".
+    const t = await runQemu({ kernel: KERNEL, cpu: 'qemu64', input: ['exits', 'poweroff'] });
+    const why = explain(t);
+    expect(t.timedOut, why).toBe(false);
+    expect(t.text).toMatch(/^hypervisor = "TCGTCGTCGTCG" \(CPUID 0x40000000, max leaf 0x[0-9a-f]+\)$/m);
+    expect(answerTo(t.text, 'exits')).toBe(
+      'exits: hypervisor "TCGTCGTCGTCG" does not implement VMCALL (#UD)\n',
+    );
+    expect(t.text).toContain('>> poweroff\nPowering off.\n');
+  });
 });
