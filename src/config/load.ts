@@ -5,7 +5,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { LineCounter, parseDocument, parse as parseYaml } from 'yaml';
-import { VmmError } from '../core/errors.js';
+import { VmmError, displayPath } from '../core/errors.js';
 import { fromPlain, fromYaml, getNode, type LMap, type LNode, type Pos } from './located.js';
 import { instanceId, mergeNodes } from './merge.js';
 
@@ -43,16 +43,15 @@ export function parseMachineFile(file: string, text?: string): LNode {
 }
 
 /** Load a machine file and everything it extends, merged (base first). */
-export function loadWithExtends(file: string, chain: string[] = []): LNode {
+export function loadWithExtends(file: string, chain: string[] = [], from?: Pos): LNode {
   const abs = resolvePath(file);
   if (chain.includes(abs)) {
-    throw new VmmError('config-invalid', `extends cycle: ${[...chain, abs].join(' -> ')}`, {
-      location: { file },
-    });
+    const cycle = [...chain, abs].map(displayPath).join(' -> ');
+    throw new VmmError('config-invalid', `extends cycle: ${cycle}`, { location: from ?? { file } });
   }
   if (chain.length >= MAX_EXTENDS_DEPTH) {
     throw new VmmError('config-invalid', `extends chain deeper than ${MAX_EXTENDS_DEPTH}`, {
-      location: { file },
+      location: from ?? { file },
     });
   }
   const root = parseMachineFile(abs) as LMap;
@@ -81,11 +80,15 @@ export function loadWithExtends(file: string, chain: string[] = []): LNode {
       exists = false;
     }
     if (!exists) {
-      throw new VmmError('config-file', `extends: no such file ${b.name} (looked for ${baseFile})`, {
-        location: b.pos,
-      });
+      throw new VmmError(
+        'config-file',
+        `extends: no such file ${b.name} (looked for ${displayPath(baseFile)})`,
+        {
+          location: b.pos,
+        },
+      );
     }
-    const base = loadWithExtends(baseFile, [...chain, abs]);
+    const base = loadWithExtends(baseFile, [...chain, abs], b.pos);
     merged = merged ? mergeNodes(merged, base) : base;
   }
   const own: LMap = { ...root, entries: new Map(root.entries) };
@@ -98,6 +101,8 @@ export interface SetOverride {
   raw: string;
   path: string[];
   value: unknown;
+  /** The value's text before YAML typing. */
+  text: string;
 }
 
 export function parseSet(raw: string): SetOverride {
@@ -114,13 +119,14 @@ export function parseSet(raw: string): SetOverride {
     path.push(m[1]!);
     for (const idx of m[2]!.matchAll(/\[(\d+)\]/g)) path.push(`[${idx[1]}]`);
   }
+  const text = raw.slice(eq + 1);
   let value: unknown;
   try {
-    value = parseYaml(raw.slice(eq + 1));
+    value = parseYaml(text);
   } catch {
-    value = raw.slice(eq + 1);
+    value = text;
   }
-  return { raw, path, value: value === undefined ? null : value };
+  return { raw, path, value: value === undefined ? null : value, text };
 }
 
 /**
@@ -130,7 +136,11 @@ export function parseSet(raw: string): SetOverride {
 export function applySet(root: LNode, o: SetOverride): LNode {
   const pos: Pos = { file: `--set ${o.raw}`, line: 0, col: 0 };
   const setIn = (node: LNode | undefined, i: number): LNode => {
-    if (i === o.path.length) return fromPlain(o.value, pos);
+    if (i === o.path.length) {
+      const n = fromPlain(o.value, pos);
+      if (n.kind === 'scalar') n.raw = o.text;
+      return n;
+    }
     const seg = o.path[i]!;
     if (node?.kind === 'seq') {
       const idx = /^\[?(\d+)\]?$/.exec(seg);

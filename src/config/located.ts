@@ -36,6 +36,8 @@ export interface LScalar {
   kind: 'scalar';
   pos: Pos;
   value: string | number | boolean | null;
+  /** The text as typed, for values from the command line (a string setting keeps `0x60` as written). */
+  raw?: string;
 }
 
 export function posOf(

@@ -91,8 +91,10 @@ export function typeName(s: z.ZodType | undefined): string {
       return `one of ${Object.values(d.entries ?? {}).join(', ')}`;
     case 'literal':
       return `the value ${JSON.stringify((d as unknown as { values: unknown[] }).values[0])}`;
-    case 'array':
-      return `a list of ${typeName(d.element)}`;
+    case 'array': {
+      const el = d.element ? typeName(d.element) : 'value';
+      return el === 'a mapping' ? 'a list' : `a list of ${el}s`;
+    }
     case 'object':
       return 'a mapping';
     case 'record':
@@ -136,8 +138,9 @@ export function issuesToErrors(issues: readonly z.core.$ZodIssue[], ctx: IssueCo
     const rel = issue.path.filter((p): p is PathSeg => typeof p === 'string' || typeof p === 'number');
     const full = [...ctx.base, ...rel];
     const sub = schemaAt(ctx.schema, rel);
-    const settingName =
-      rel.length > 0 ? rel.map((p) => (typeof p === 'number' ? `[${p}]` : p)).join('.') : '';
+    const settingName = rel
+      .map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`))
+      .join('');
     const mk = (pos: Pos, message: string, hint?: string) =>
       new VmmError('config-invalid', message, {
         location: {
@@ -168,7 +171,7 @@ export function issuesToErrors(issues: readonly z.core.$ZodIssue[], ctx: IssueCo
         const node = getNode(ctx.root, full);
         const missing =
           node === undefined || (node.kind === 'scalar' && node.value === null && issue.input === undefined);
-        const expected = typeName(sub);
+        const expected = issue.expected === 'int' ? 'integer' : typeName(sub);
         const desc = describeSchema(sub);
         if (missing && node === undefined) {
           out.push(

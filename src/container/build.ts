@@ -86,7 +86,7 @@ async function createInstance(
   const declared = inst.definition.provides ?? [];
   const wiredTo = (tok: Token<unknown>) => inst.wiring.get(tok.name);
   const bus = inst.section === 'guest' ? machine.guestBus! : machine.hostBus;
-  const where = `${inst.pos.file}:${inst.pos.line}:${inst.pos.col}`;
+  const where = inst.pos;
   const ctx: PluginContext<Record<string, unknown>> = {
     settings: inst.settings,
     instanceName: inst.name,

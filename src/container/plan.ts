@@ -5,7 +5,7 @@
  */
 import { dirname, resolve as resolvePath } from 'node:path';
 import type { z } from 'zod';
-import { VmmError, VmmErrors } from '../core/errors.js';
+import { VmmError, VmmErrors, displayPath } from '../core/errors.js';
 import type { PluginDefinition } from '../core/plugin.js';
 import type { Token } from '../core/token.js';
 import { applySet, loadWithExtends, parseSet } from '../config/load.js';
@@ -23,7 +23,7 @@ import { INSTANCE_SLOTS, machineSchema, type MachineConfig, type Section } from 
 import { mergeNodes } from '../config/merge.js';
 import { nearest } from '../config/suggest.js';
 import { EMPTY_USER_CONFIG, loadUserConfig, type UserConfig } from '../config/user.js';
-import { issuesToErrors } from '../config/validate.js';
+import { issuesToErrors, schemaAt, typeName } from '../config/validate.js';
 import { builtinNames, isPathRef, loadPlugin } from './registry.js';
 
 export interface PlannedInstance {
@@ -139,7 +139,9 @@ export async function planMachine(file: string, opts: PlanOptions = {}): Promise
               hint: near
                 ? `did you mean "${near}"? (vmm plugins lists them)`
                 : (e.hint ??
-                  (e.code === 'plugin-not-found' ? 'vmm plugins lists the built-in plugins' : undefined)),
+                  (e.code === 'plugin-not-found' && !isPathRef(ref)
+                    ? 'vmm plugins lists the built-in plugins'
+                    : undefined)),
               cause: e.cause,
             }),
           );
@@ -160,11 +162,12 @@ export async function planMachine(file: string, opts: PlanOptions = {}): Promise
           : { file: userConfig.file ?? 'user configuration', line: 0, col: 0 };
         node = mergeNodes(fromPlain(userDefaults, defPos), node);
       }
+      const schema = strictOf(definition.settings);
+      node = keepStringsAsTyped(node, schema);
       const settingsPlain = toPlain(node) as Record<string, unknown>;
       delete settingsPlain.plugin;
       delete settingsPlain.name;
       delete settingsPlain.remove;
-      const schema = strictOf(definition.settings);
       const res = schema.safeParse(settingsPlain, { reportInput: true });
       const pathText = formatPathText(r.path);
       if (!res.success) {
@@ -308,6 +311,29 @@ function strictOf(s: z.ZodObject): z.ZodType {
   return typeof maybe.strict === 'function' ? maybe.strict() : s;
 }
 
+/**
+ * Values from the command line are typed as YAML (`0x60` is a number), except where the setting is
+ * a string: there the text stays as typed (`--kernel 0x60` names a file called 0x60).
+ */
+function keepStringsAsTyped(node: LNode, schema: z.ZodType, path: PathSeg[] = []): LNode {
+  if (node.kind === 'scalar') {
+    if (
+      node.raw !== undefined &&
+      typeof node.value !== 'string' &&
+      typeName(schemaAt(schema, path)) === 'string'
+    ) {
+      return { ...node, value: node.raw };
+    }
+    return node;
+  }
+  if (node.kind === 'seq')
+    return { ...node, items: node.items.map((n, i) => keepStringsAsTyped(n, schema, [...path, i])) };
+  const entries = new Map(node.entries);
+  for (const [k, e] of entries)
+    entries.set(k, { ...e, value: keepStringsAsTyped(e.value, schema, [...path, k]) });
+  return { ...node, entries };
+}
+
 function withNode(root: LNode, path: readonly PathSeg[], node: LNode): LNode {
   // Positions for settings that came from user defaults live in `node`; splice it into the tree.
   const set = (n: LNode, i: number): LNode => {
@@ -347,7 +373,7 @@ function shorthandSets(root: LNode, values: Readonly<Record<string, string>>): s
       ]);
     }
     // A value is a string unless it is a list of files (--initrd a,b).
-    out.push(`${target.value}=${JSON.stringify(value)}`);
+    out.push(`${target.value}=${value}`);
   }
   return out;
 }
@@ -356,7 +382,7 @@ export function formatPathText(path: readonly PathSeg[]): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
 }
 
-const fmtPos = (p: Pos) => (p.line > 0 ? `${p.file}:${p.line}:${p.col}` : p.file);
+const fmtPos = (p: Pos) => (p.line > 0 ? `${displayPath(p.file)}:${p.line}:${p.col}` : displayPath(p.file));
 const article = (w: string) => (/^[aeiou]/.test(w) ? `an ${w}` : `a ${w}`);
 
 function providerHint(tok: Token<unknown>, _known: string[]): string {

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, extname, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { VmmError } from '../core/errors.js';
+import { VmmError, displayPath } from '../core/errors.js';
 import { isPluginDefinition, type PluginDefinition } from '../core/plugin.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -111,7 +111,10 @@ export async function loadPlugin(
   if (isPathRef(ref)) {
     const file = resolvePath(baseDir, ref);
     if (!existsSync(file)) {
-      throw new VmmError('plugin-not-found', `plugin file ${ref} not found (looked for ${file})`);
+      throw new VmmError(
+        'plugin-not-found',
+        `plugin file ${ref} not found (looked for ${displayPath(file)})`,
+      );
     }
     return { definition: await loadFile(file, ref), origin: file };
   }
@@ -142,8 +145,7 @@ async function loadFile(file: string, ref: string): Promise<PluginDefinition> {
   try {
     mod = await importModule(file);
   } catch (e) {
-    const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
-    throw new VmmError('plugin-load', `plugin ${ref} failed to load: ${msg}`, { cause: e });
+    throw new VmmError('plugin-load', `plugin ${ref} failed to load: ${loadFailure(e, file)}`, { cause: e });
   }
   const def = pickDefinition(mod);
   if (!def) {
@@ -163,4 +165,18 @@ export async function allBuiltins(): Promise<PluginDefinition[]> {
     if (d) out.push(d);
   }
   return out;
+}
+
+/** One line saying why a module failed to load, with the place in the module when known. */
+function loadFailure(e: unknown, file: string): string {
+  const text = e instanceof Error ? e.message : String(e);
+  const [first = '', ...rest] = text.split('\n').map((l) => l.trim());
+  let where = rest.find((l) => /:\d+:\d+$/.test(l));
+  if (!where && e instanceof Error && e.stack) {
+    const frame = e.stack.split('\n').find((l) => l.includes(file));
+    const m = frame ? /(\/[^\s()]+:\d+:\d+)/.exec(frame) : null;
+    where = m?.[1];
+  }
+  const msg = first.replace(/^(Error: )?ParseError: /, 'syntax error: ');
+  return where ? `${msg} (${displayPath(where)})` : msg;
 }

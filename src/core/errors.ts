@@ -51,7 +51,7 @@ export class VmmError extends Error {
     const loc = this.location;
     let prefix = '';
     if (loc?.file) {
-      prefix = loc.file;
+      prefix = displayPath(loc.file);
       if (loc.line !== undefined) prefix += `:${loc.line}:${loc.col ?? 1}`;
       prefix += ': ';
     } else if (loc?.plugin) {
@@ -59,6 +59,16 @@ export class VmmError extends Error {
     }
     return prefix + this.message;
   }
+}
+
+/**
+ * A path as the user should read it: relative to the working directory when it is below it.
+ * Pseudo-files such as `--set a.b=1` pass through.
+ */
+export function displayPath(p: string): string {
+  if (!p.startsWith('/')) return p;
+  const cwd = typeof process === 'undefined' ? '' : process.cwd();
+  return cwd && p.startsWith(cwd + '/') ? p.slice(cwd.length + 1) : p;
 }
 
 /** Several errors found at once (validation reports every problem, not just the first). */

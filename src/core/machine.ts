@@ -19,8 +19,8 @@ export interface PluginRecord {
   readonly instanceName: string;
   /** Dotted path in the machine description. */
   readonly path: string;
-  /** Where the instance was declared, for error messages. */
-  readonly where: string;
+  /** Where the instance was declared (its `plugin:` key), for error messages. */
+  readonly where: { file: string; line: number; col: number };
   readonly settings: Record<string, unknown>;
   readonly instance: PluginInstance;
   /** Token names this instance was wired to: need -> provider instance name. */
@@ -244,15 +244,13 @@ export class PluginHookError extends VmmError {
   constructor(p: PluginRecord, hook: string, cause: unknown) {
     const inner =
       cause instanceof VmmError ? cause.format() : cause instanceof Error ? cause.message : String(cause);
-    super('plugin-hook', `plugin ${p.instanceName} (${p.definition.name}) failed in ${hook}: ${inner}`, {
+    const w = p.where;
+    super('plugin-hook', `${p.instanceName} (${p.definition.name}, ${p.path}) failed in ${hook}: ${inner}`, {
       cause,
-      location: { plugin: p.instanceName, path: p.path },
+      location: { file: w.file, ...(w.line > 0 ? { line: w.line, col: w.col } : {}), plugin: p.instanceName, path: p.path },
     });
     this.plugin = p.instanceName;
     this.hook = hook;
-  }
-  override format(): string {
-    return this.message;
   }
 }
 
