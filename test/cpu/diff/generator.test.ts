@@ -13,7 +13,7 @@ import { diffSeed } from './prng.js';
 import { faultKind } from './protocol.js';
 import type { NativeResult } from './protocol.js';
 
-const PER_FORM = 24;
+const PER_FORM = 16;
 
 describe.each([64, 32] as const)('generator vs host CPU, %i-bit mode', (mode) => {
   let runner: NativeRunner;
