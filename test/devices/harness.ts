@@ -37,6 +37,17 @@ export class TestMachine implements MachineServices {
   }
   addStats(): void {}
 
+  /** What a token resolves to (a value provided by an added plugin, or one the test set). */
+  get<T>(t: Token<T>): T {
+    if (!this.provided.has(t.key)) throw new Error(`test harness: nothing provides ${t.name}`);
+    return this.provided.get(t.key) as T;
+  }
+
+  /** Provide a token's value (e.g. a fake CPU) before adding the plugins that want it. */
+  set<T>(t: Token<T>, value: T): void {
+    this.provided.set(t.key, value);
+  }
+
   /** Move virtual time forward by `ns` and fire every timer that became due. */
   advance(ns: number): void {
     this.clock.now += ns;
