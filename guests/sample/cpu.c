@@ -132,11 +132,11 @@ void trap_handler(struct trapframe *tf) {
   uint64_t cr2 = v == 14 ? read_cr2() : 0;
   /* A user program (or a system call working for one on a user address) is killed. */
   if (in_user_program() && (from_user || (v == 14 && cr2 < USER_LIMIT))) {
-    if (v == 14) kill_current("page fault at", cr2);
-    kill_current(exception_name(v), tf->rip);
+    if (v == 14) kill_current("page fault", "", cr2);
+    kill_current(exception_name(v), "rip ", tf->rip);
   }
   kprintf("\nunhandled %s (vector %lu) in kernel, error code 0x%lx\n", exception_name(v), v, tf->error);
-  kprintf("RIP=%016lx CS=%lx RFLAGS=%016lx RSP=%016lx CR2=%016lx\n", tf->rip, tf->cs, tf->rflags,
+  kprintf("RIP=0x%016lx CS=0x%lx RFLAGS=0x%lx RSP=0x%016lx CR2=0x%016lx\n", tf->rip, tf->cs, tf->rflags,
           tf->rsp, cr2);
   panic("unrecoverable exception");
 }

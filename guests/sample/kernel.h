@@ -129,7 +129,7 @@ extern int apic_x2;
 /* --- processes (proc.c) -------------------------------------------------------------------- */
 int run_program(const char *name);  /* returns exit code, or -1 when killed / unknown */
 void print_programs(void);
-NORETURN void kill_current(const char *why, uint64_t addr);
+NORETURN void kill_current(const char *what, const char *where, uint64_t addr);
 int in_user_program(void);
 long syscall_dispatch(long nr, long a0, long a1, long a2);
 /* trap.S */

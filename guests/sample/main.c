@@ -64,7 +64,9 @@ static void cmd_help(void) {
         "  ticks    timer interrupts seen so far\n"
         "  mem      map a fresh page, use it, unmap it, catch the fault\n"
         "  fault    run a ring-3 program that faults and is killed\n"
+        "  priv     run a ring-3 program that tries CLI and is killed\n"
         "  exits    ask the hypervisor for its VM-exit count (VMCALL)\n"
+        "  crash    page-fault in the kernel on purpose: report and power off\n"
         "  poweroff switch the machine off\n"
         "programs:\n");
   print_programs();
@@ -104,10 +106,18 @@ static void cmd_exits(void) {
   else kprintf("exits: hypervisor \"%s\" does not implement VMCALL (#UD)\n", hypervisor_vendor);
 }
 
+/* Nothing is mapped at CRASH_VA (PML4 slot 510, below the kernel). */
+#define CRASH_VA 0xffffff7000000000ul
+static void cmd_crash(void) {
+  kprintf("crash: the kernel reads 0x%lx, which is not mapped\n", CRASH_VA);
+  (void)*(volatile uint64_t *)CRASH_VA;
+}
+
 static void execute(const char *line) {
   if (!line[0]) return;
   if (!strcmp(line, "help")) cmd_help();
-  else if (!strcmp(line, "hello") || !strcmp(line, "fault")) run_program(line);
+  else if (!strcmp(line, "hello") || !strcmp(line, "fault") || !strcmp(line, "priv")) run_program(line);
+  else if (!strcmp(line, "crash")) cmd_crash();
   else if (!strcmp(line, "ticks")) cmd_ticks();
   else if (!strcmp(line, "mem")) cmd_mem();
   else if (!strcmp(line, "exits")) cmd_exits();

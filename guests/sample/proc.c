@@ -12,9 +12,11 @@ struct program {
 };
 
 extern const uint8_t app_hello_start[], app_hello_end[], app_fault_start[], app_fault_end[];
+extern const uint8_t app_priv_start[], app_priv_end[];
 static const struct program programs[] = {
     {"hello", "greets from ring 3 through system calls", app_hello_start, app_hello_end},
     {"fault", "touches an unmapped address and gets killed", app_fault_start, app_fault_end},
+    {"priv", "tries CLI in ring 3 and gets killed by #GP", app_priv_start, app_priv_end},
 };
 
 static uint64_t saved_ksp;
@@ -34,8 +36,9 @@ static void end_program(void) {
   current_pid = 0;
 }
 
-void kill_current(const char *why, uint64_t addr) {
-  kprintf("[%d] killed: %s 0x%lx\n", current_pid, why, addr);
+/* "[pid] killed: page fault at 0xADDR" or "[pid] killed: general protection at rip 0xADDR". */
+void kill_current(const char *what, const char *where, uint64_t addr) {
+  kprintf("[%d] killed: %s at %s0x%lx\n", current_pid, what, where, addr);
   end_program();
   return_to_kernel(-1, saved_ksp);
 }

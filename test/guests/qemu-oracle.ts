@@ -35,6 +35,8 @@ export interface QemuRunOptions {
   prompt?: string;
   /** Guest RAM, QEMU syntax. 16M matches the tutorial's guest. */
   memory?: string;
+  /** QEMU accelerator: TCG (default, everywhere) or KVM (needs a usable /dev/kvm). */
+  accel?: 'tcg' | 'kvm';
   /** CPU model. `-hypervisor` hides TCG's hypervisor CPUID bit, so the guest sees bare hardware. */
   cpu?: string;
   /** Safety net only (the run is killed and `timedOut` set); nothing asserts on time. */
@@ -68,7 +70,7 @@ export function qemuArgs(opts: QemuRunOptions, resetStub?: string): string[] {
     '-M',
     'q35',
     '-accel',
-    'tcg',
+    opts.accel ?? 'tcg',
     '-cpu',
     opts.cpu ?? 'qemu64,-hypervisor',
     '-m',

@@ -11,7 +11,7 @@ const GUESTS = resolve(import.meta.dirname, '../../guests');
 const KERNEL = resolve(GUESTS, 'sample/sample.bin');
 const BIOS = resolve(GUESTS, 'bios/bios.bin');
 const BIOS_MBI = resolve(GUESTS, 'bios/bios-mbi.bin');
-const COMMANDS = ['help', 'hello', 'ticks', 'mem', 'fault', 'exits', 'poweroff'];
+const COMMANDS = ['help', 'hello', 'ticks', 'mem', 'fault', 'priv', 'exits', 'poweroff'];
 
 const haveQemu = qemuAvailable();
 if (!haveQemu) console.warn('[guests] qemu-system-x86_64 not found: skipping the QEMU oracle tests');
@@ -72,7 +72,7 @@ describe.skipIf(!haveQemu)('sample guest under QEMU (q35, TCG)', () => {
     expect(text).toContain('Running tasks...\nvmm sample shell: type help\n>> ');
 
     const help = answerTo(text, 'help');
-    for (const command of COMMANDS) expect(help).toMatch(new RegExp(`^  ${command} `, 'm'));
+    for (const command of [...COMMANDS, 'crash']) expect(help).toMatch(new RegExp(`^  ${command} `, 'm'));
 
     expect(answerTo(text, 'hello')).toBe(
       [
@@ -110,6 +110,9 @@ describe.skipIf(!haveQemu)('sample guest under QEMU (q35, TCG)', () => {
       ].join('\n'),
     );
 
+    expect(answerTo(text, 'priv')).toMatch(
+      /^\[3\] started priv\nAbout to execute CLI at CPL 3\.\.\.\n\[3\] killed: general protection at rip 0x4[0-9a-f]{5}\n$/,
+    );
     expect(answerTo(text, 'exits')).toBe('exits: not running under a hypervisor\n');
     expect(answerTo(text, 'poweroff')).toBe('Powering off.\n');
   });
@@ -141,13 +144,28 @@ describe.skipIf(!haveQemu)('sample guest under QEMU (q35, TCG)', () => {
 
   it('survives VMCALL raising #UD when CPUID claims a hypervisor that does not take it (TCG)', async () => {
     // Default qemu64 under TCG sets CPUID.1:ECX[31] and answers leaf 0x40000000 with "TCGTCGTCGTCG".
-    const t = await runQemu({ kernel: KERNEL, cpu: 'qemu64', input: ['exits', 'poweroff'] });
+    const t = await runQemu({ kernel: KERNEL, cpu: 'qemu64', input: ['exits', 'crash'] });
     const why = explain(t);
     expect(t.timedOut, why).toBe(false);
     expect(t.text).toMatch(/^hypervisor = "TCGTCGTCGTCG" \(CPUID 0x40000000, max leaf 0x[0-9a-f]+\)$/m);
     expect(answerTo(t.text, 'exits')).toBe(
       'exits: hypervisor "TCGTCGTCGTCG" does not implement VMCALL (#UD)\n',
     );
-    expect(t.text).toContain('>> poweroff\nPowering off.\n');
+    // `crash`: a kernel page fault is reported (vector, error code, RIP, CR2) and the machine stops.
+    expect(t.exitCode, why).toBe(0);
+    expect(answerTo(t.text, 'crash')).toMatch(
+      new RegExp(
+        [
+          '^crash: the kernel reads 0xffffff7000000000, which is not mapped',
+          '',
+          'unhandled page fault \\(vector 14\\) in kernel, error code 0x0',
+          'RIP=0xffffff80002[0-9a-f]{5} CS=0x8 RFLAGS=0x[0-9a-f]+ RSP=0xffffff80002[0-9a-f]{5} CR2=0xffffff7000000000',
+          '',
+          '\\*\\*\\* kernel panic: unrecoverable exception',
+          'Powering off\\.',
+          '$',
+        ].join('\n'),
+      ),
+    );
   });
 });
