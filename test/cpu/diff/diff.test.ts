@@ -92,5 +92,5 @@ describe.skipIf(!ready).each([
         ? ''
         : `${failures} of ${count} cases differ (VMM_DIFF_SEED=${seed})\n\n${reports.join('\n\n')}\n\nby form:\n${summary.join('\n')}`,
     ).toBe('');
-  });
+  }, 600_000); // 100,000 cases plus emulation exceed the default per-test timeout
 });
