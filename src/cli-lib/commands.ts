@@ -1,4 +1,5 @@
 /** The logic of `vmm validate` and `vmm plugins` (the oclif commands only parse flags). */
+import * as path from 'node:path';
 import { stderrChalk } from '../host/log.js';
 import { formatError } from './errors.js';
 import { defaultMachineFile } from './paths.js';
@@ -36,15 +37,20 @@ export async function runValidate(opts: ValidateOptions, io: CliIo = {}): Promis
       shorthands: definedOnly(opts.shorthands),
       noUserConfig: opts.noUserConfig,
     });
-    stdout.write(
-      opts.json ? JSON.stringify(resolved, jsonReplacer, 2) + '\n' : formatMachineTree(resolved) + '\n',
-    );
+    if (opts.json) stdout.write(JSON.stringify(resolved, jsonReplacer, 2) + '\n');
+    else stdout.write(formatMachineTree({ ...resolved, file: displayPath(resolved.file) }) + '\n');
     return 0;
   } catch (e) {
     const f = formatError(e, stderrChalk(io.color), opts.debug);
     stderr.write(f.text + '\n');
     return f.exitCode;
   }
+}
+
+/** A path as the user would type it: relative to the working directory when inside it. */
+export function displayPath(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : file;
 }
 
 /** JSON for values a schema may produce that JSON.stringify cannot (bigint, byte arrays). */

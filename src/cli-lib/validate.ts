@@ -8,10 +8,34 @@ export interface ResolvedMachineView {
   shorthands: Readonly<Record<string, string>>;
 }
 
-/** A scalar as it would be written in YAML; integers of 256 and up also in hex (ports, addresses). */
-export function formatScalar(v: unknown): string {
-  if (typeof v === 'number')
-    return Number.isInteger(v) && v >= 256 ? `${v} (0x${v.toString(16)})` : String(v);
+const ADDRESS_KEY = /port|base|addr|^ip$|entry|offset|mask|^0x/i;
+const SIZE_KEY = /size|memory|ram/i;
+
+function sizeUnit(v: number): string | undefined {
+  for (const [unit, n] of [
+    ['GiB', 2 ** 30],
+    ['MiB', 2 ** 20],
+    ['KiB', 2 ** 10],
+  ] as const) {
+    if (v >= n && v % n === 0) return `${v / n} ${unit}`;
+  }
+  return undefined;
+}
+
+/**
+ * A scalar as it would be written in YAML. Integers under keys that look like ports or addresses
+ * are also shown in hex, and under keys that look like sizes in KiB/MiB/GiB.
+ */
+export function formatScalar(v: unknown, key = ''): string {
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v) || v < 0) return String(v);
+    if (SIZE_KEY.test(key)) {
+      const u = sizeUnit(v);
+      if (u) return `${v} (${u})`;
+    }
+    if (ADDRESS_KEY.test(key) && v >= 10) return `${v} (0x${v.toString(16)})`;
+    return String(v);
+  }
   if (typeof v === 'bigint') return `${v} (0x${v.toString(16)})`;
   if (typeof v === 'string') return /^[\w./@:+-]+$/.test(v) && v !== '' ? v : JSON.stringify(v);
   if (v === undefined) return '(unset)';
@@ -26,9 +50,9 @@ function settingNodes(obj: Record<string, unknown>): TreeNode[] {
 }
 
 function valueNode(key: string, v: unknown): TreeNode {
-  if (isScalar(v)) return { label: `${key}: ${formatScalar(v)}` };
+  if (isScalar(v)) return { label: `${key}: ${formatScalar(v, key)}` };
   if (Array.isArray(v)) {
-    if (v.every(isScalar)) return { label: `${key}: [${v.map(formatScalar).join(', ')}]` };
+    if (v.every(isScalar)) return { label: `${key}: [${v.map((x) => formatScalar(x, key)).join(', ')}]` };
     return { label: `${key}:`, children: v.map((x, i) => valueNode(`[${i}]`, x)) };
   }
   if (v instanceof Uint8Array) return { label: `${key}: <${v.length} bytes>` };
@@ -37,7 +61,7 @@ function valueNode(key: string, v: unknown): TreeNode {
 }
 
 export function pluginNode(p: ResolvedPlugin): TreeNode {
-  const title = p.name === p.plugin ? p.name : `${p.name} (${p.plugin})`;
+  const title = p.name === p.plugin ? p.name : `${p.name}: ${p.plugin}`;
   const children: TreeNode[] = [{ label: `at ${p.path}` }];
   if (p.provides.length) children.push({ label: `provides: ${p.provides.join(', ')}` });
   const wires = Object.entries(p.wiring);

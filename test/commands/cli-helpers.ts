@@ -1,0 +1,109 @@
+/**
+ * Running the real `vmm` binary in tests: make sure dist/ is built from the current sources (once,
+ * under a lock, since test files run in parallel processes), then spawn `node bin/run.js`.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const FIXTURES = path.join(ROOT, 'test/fixtures/cli');
+const BIN = path.join(ROOT, 'bin/run.js');
+const BUILT = path.join(ROOT, 'dist/src/index.js');
+const LOCK = path.join(ROOT, 'test/.tmp/build.lock');
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  if (!fs.existsSync(dir)) return 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
+    else if (e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+function stale(): boolean {
+  if (!fs.existsSync(BUILT)) return true;
+  const built = fs.statSync(BUILT).mtimeMs;
+  return newestSource(path.join(ROOT, 'src')) > built || newestSource(path.join(ROOT, 'plugins')) > built;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Build dist/ and the manifest if any source is newer than the build (what `npm run build` does). */
+export async function ensureBuilt(): Promise<void> {
+  fs.mkdirSync(path.dirname(LOCK), { recursive: true });
+  for (;;) {
+    if (!stale()) return;
+    try {
+      fs.mkdirSync(LOCK);
+    } catch {
+      // Another test process is building; a lock older than 5 minutes is left over from a crash.
+      const age = Date.now() - (fs.statSync(LOCK, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age > 300_000) fs.rmSync(LOCK, { recursive: true, force: true });
+      await sleep(250);
+      continue;
+    }
+    try {
+      // tsc emits even when it reports type errors (those are the typecheck step's business).
+      const tsc = spawnSync(
+        process.execPath,
+        [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+        {
+          cwd: ROOT,
+          encoding: 'utf8',
+        },
+      );
+      if (!fs.existsSync(BUILT)) throw new Error(`build failed:\n${tsc.stdout}${tsc.stderr}`);
+      fs.utimesSync(BUILT, new Date(), new Date());
+      const man = spawnSync(process.execPath, ['scripts/manifest.mjs'], { cwd: ROOT, encoding: 'utf8' });
+      if (man.status !== 0) throw new Error(`manifest failed:\n${man.stderr}`);
+      return;
+    } finally {
+      fs.rmSync(LOCK, { recursive: true, force: true });
+    }
+  }
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  /** Written to stdin, which is then closed; `null` leaves stdin open (closed at exit). */
+  input?: string | null;
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Kill the process after this long (a safety net; tests never assert on time). */
+  killAfterMs?: number;
+  /** How stdout is decoded (default utf8; latin1 maps guest bytes 1:1 to characters). */
+  encoding?: 'utf8' | 'latin1';
+}
+
+/** Run `node bin/run.js ...args` and collect its output. */
+export function runCli(args: readonly string[], opts: CliOptions = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: opts.cwd ?? ROOT,
+      env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding(opts.encoding ?? 'utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const killer = setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs ?? 30_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(killer);
+      resolve({ code, stdout, stderr });
+    });
+    if (opts.input !== null) child.stdin.end(opts.input ?? '');
+  });
+}
+
+export const fixture = (name: string) => path.join(FIXTURES, name);
