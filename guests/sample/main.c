@@ -102,8 +102,10 @@ static void cmd_exits(void) {
   }
   int ok = 0;
   uint64_t n = hypercall(HC_GET_EXIT_COUNT, &ok);
-  if (ok) kprintf("exits: hypervisor \"%s\" reports %lu VM exits\n", hypervisor_vendor, n);
-  else kprintf("exits: hypervisor \"%s\" does not implement VMCALL (#UD)\n", hypervisor_vendor);
+  if (!ok) kprintf("exits: hypervisor \"%s\" does not implement VMCALL (#UD)\n", hypervisor_vendor);
+  else if (n == HC_GET_EXIT_COUNT) /* RAX came back untouched: VMCALL was only skipped */
+    kprintf("exits: hypervisor \"%s\" ignored the exit-count hypercall\n", hypervisor_vendor);
+  else kprintf("exits: hypervisor \"%s\" reports %lu VM exits\n", hypervisor_vendor, n);
 }
 
 /* Nothing is mapped at CRASH_VA (PML4 slot 510, below the kernel). */

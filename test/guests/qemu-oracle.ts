@@ -12,6 +12,17 @@ import { join } from 'node:path';
 export const QEMU_BINARY = 'qemu-system-x86_64';
 /** The sample guest's shell prompt (guests/sample/main.c). */
 export const SAMPLE_PROMPT = '>> ';
+/** A session that exercises every command of the sample guest's shell, ending with power-off. */
+export const SAMPLE_COMMANDS: readonly string[] = [
+  'help',
+  'hello',
+  'ticks',
+  'mem',
+  'fault',
+  'priv',
+  'exits',
+  'poweroff',
+];
 /** QEMU's isa-debug-exit turns a guest write of V to its port into the exit status (V << 1) | 1. */
 export const ISA_DEBUG_EXIT_PORT = 0xf4;
 export const DEBUG_EXIT_STATUS = (0x10 << 1) | 1;
@@ -177,4 +188,17 @@ export function maskTimingLines(text: string): string {
       return line;
     })
     .join('\n');
+}
+
+/**
+ * The answer to one shell command in a transcript (LF line ends): the text after the echoed
+ * `>> command` line up to the next prompt, or to the end when none follows.
+ */
+export function commandAnswer(text: string, command: string, prompt: string = SAMPLE_PROMPT): string {
+  const echo = `${prompt}${command}\n`;
+  const start = text.indexOf(echo);
+  if (start < 0) throw new Error(`the transcript has no "${command}" command:\n${text}`);
+  const from = start + echo.length;
+  const next = text.indexOf(prompt, from);
+  return text.slice(from, next < 0 ? undefined : next);
 }

@@ -4,26 +4,27 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { DEBUG_EXIT_STATUS, maskTimingLines, qemuArgs, qemuAvailable, runQemu } from './qemu-oracle.js';
+import {
+  DEBUG_EXIT_STATUS,
+  SAMPLE_COMMANDS,
+  commandAnswer,
+  maskTimingLines,
+  qemuArgs,
+  qemuAvailable,
+  runQemu,
+} from './qemu-oracle.js';
 import type { QemuTranscript } from './qemu-oracle.js';
 
 const GUESTS = resolve(import.meta.dirname, '../../guests');
 const KERNEL = resolve(GUESTS, 'sample/sample.bin');
 const BIOS = resolve(GUESTS, 'bios/bios.bin');
 const BIOS_MBI = resolve(GUESTS, 'bios/bios-mbi.bin');
-const COMMANDS = ['help', 'hello', 'ticks', 'mem', 'fault', 'priv', 'exits', 'poweroff'];
+const COMMANDS = SAMPLE_COMMANDS;
 
 const haveQemu = qemuAvailable();
 if (!haveQemu) console.warn('[guests] qemu-system-x86_64 not found: skipping the QEMU oracle tests');
 
-/** The text between the echo of `>> command` and the next prompt. */
-function answerTo(text: string, command: string): string {
-  const start = text.indexOf(`>> ${command}\n`);
-  if (start < 0) throw new Error(`the transcript has no "${command}" command:\n${text}`);
-  const from = start + `>> ${command}\n`.length;
-  const next = text.indexOf('>> ', from);
-  return text.slice(from, next < 0 ? undefined : next);
-}
+const answerTo = (text: string, command: string): string => commandAnswer(text, command);
 
 function explain(t: QemuTranscript): string {
   return `exit ${t.exitCode}, timed out ${t.timedOut}, typed ${t.linesTyped}\n${t.text}\n${t.stderr}`;
@@ -115,6 +116,16 @@ describe.skipIf(!haveQemu)('sample guest under QEMU (q35, TCG)', () => {
     );
     expect(answerTo(text, 'exits')).toBe('exits: not running under a hypervisor\n');
     expect(answerTo(text, 'poweroff')).toBe('Powering off.\n');
+  });
+
+  it('prints the same transcript on every run once the timing lines are masked', async () => {
+    const runs = [];
+    for (let i = 0; i < 2; i++) runs.push(await runQemu({ kernel: KERNEL, input: COMMANDS }));
+    for (const t of runs) expect(t.exitCode, explain(t)).toBe(0);
+    const [a, b] = runs.map((t) => maskTimingLines(t.text));
+    expect(a).toContain('Calibrated LAPIC frequency: # MHz\n');
+    expect(a).toMatch(/^ticks: # timer interrupts/m);
+    expect(b).toBe(a);
   });
 
   it('boots through the vmm BIOS at 0000:8000 with EAX=0x1BADB002 and no information structure', async () => {
