@@ -143,7 +143,9 @@ describe.skipIf(!haveQemu)('sample guest under QEMU (q35, TCG)', () => {
 
   it('boots through bios-mbi.bin with a Multiboot information structure built by the BIOS', async () => {
     const boot = { kind: 'bios', bios: BIOS_MBI } as const;
-    const t = await runQemu({ kernel: KERNEL, boot, input: ['mem', 'poweroff'] });
+    // Also the line editor: DEL erases (echoing BS, space, BS), an empty line prompts again.
+    const input = ['mem', 'helx\x7fp', '', 'frobnicate', 'poweroff'];
+    const t = await runQemu({ kernel: KERNEL, boot, input });
     const why = explain(t);
     expect(t.timedOut, why).toBe(false);
     expect(t.exitCode, why).toBe(DEBUG_EXIT_STATUS);
@@ -151,6 +153,9 @@ describe.skipIf(!haveQemu)('sample guest under QEMU (q35, TCG)', () => {
     expect(t.text).toMatch(/^boot = multiboot information at 0x8[0-9a-f]{3}, flags 0x45$/m);
     expect(t.text).toContain('mem_lower = 640 KiB, mem_upper = 15360 KiB\nmemory = 16 MiB,');
     expect(answerTo(t.text, 'mem')).toContain(': ok\n');
+    expect(t.raw).toContain('>> helx\b \bp\r\ncommands:\r\n');
+    expect(t.text).toContain('  poweroff switch the machine off\n');
+    expect(t.text).toContain('>> \n>> frobnicate\nunknown command: frobnicate (try help)\n>> poweroff\n');
   });
 
   it('survives VMCALL raising #UD when CPUID claims a hypervisor that does not take it (TCG)', async () => {
