@@ -139,14 +139,18 @@ export function writeU32(b: Uint8Array, o: number, v: number): void {
 
 const isPowerOfTwo = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
 
+/** BS_jmpBoot holds a short (EB xx) or near (E9 xx xx) jump, as every FAT boot sector does. */
+export function hasJumpInstruction(s: Uint8Array): boolean {
+  return s[BPB.BS_jmpBoot] === 0xeb || s[BPB.BS_jmpBoot] === 0xe9;
+}
+
 /**
  * A cheap test used to tell a bare volume (BPB in sector 0) from an MBR: a jump instruction and
  * plausible sector and cluster sizes, FAT count and reserved sectors.
  */
 export function looksLikeBootSector(s: Uint8Array): boolean {
   if (s.length < 512) return false;
-  const jmp = s[BPB.BS_jmpBoot];
-  if (jmp !== 0xeb && jmp !== 0xe9) return false;
+  if (!hasJumpInstruction(s)) return false;
   const bps = u16(s, BPB.BPB_BytsPerSec);
   const spc = s[BPB.BPB_SecPerClus]!;
   return (

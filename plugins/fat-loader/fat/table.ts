@@ -181,9 +181,12 @@ export class FatTable {
     return out;
   }
 
-  /** Marks every cluster of a (validated) chain free. */
+  /** Marks every cluster of a (validated) chain free; later allocations fill such holes first. */
   free(clusters: readonly number[]): void {
-    for (const c of clusters) this.set(c, 0);
+    for (const c of clusters) {
+      this.set(c, 0);
+      if (c < this.nextFree) this.nextFree = c;
+    }
   }
 
   /** Writes the changed sectors to each listed FAT copy. */

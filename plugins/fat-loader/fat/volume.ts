@@ -8,6 +8,7 @@ import {
   FSINFO,
   FSI_UNKNOWN,
   EXT_FLAGS_NO_MIRROR,
+  hasJumpInstruction,
   isFsInfo,
   looksLikeBootSector,
   parseBootSector,
@@ -117,7 +118,17 @@ export class FatVolume {
     let base = 0;
     let sectors = dev.sectorCount;
     if (opts.partition !== undefined || !looksLikeBootSector(sector0)) {
-      const part = choosePartition(sector0, dev.sectorCount, opts.partition, source);
+      let part: { start: number; sectors: number };
+      try {
+        part = choosePartition(sector0, dev.sectorCount, opts.partition, source);
+      } catch (e) {
+        // No usable partition, but sector 0 starts with a jump: most likely a damaged boot sector,
+        // so say what is wrong with it rather than with the (absent) partition table.
+        if (opts.partition === undefined && hasJumpInstruction(sector0)) {
+          parseBootSector(sector0, dev.sectorCount * DEVICE_SECTOR_SIZE, source);
+        }
+        throw e;
+      }
       base = part.start;
       sectors = part.sectors;
       sector0 = await readSectors(dev, base, 1);

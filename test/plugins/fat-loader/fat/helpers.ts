@@ -151,10 +151,10 @@ export function readHostTree(root: string, rel = ''): Tree {
   return tree;
 }
 
-/** Reads the whole volume as a tree, through the library. */
+/** Reads the whole volume as a tree, through the library (stopping at depth 16: corrupt volumes can cycle). */
 export async function readVolumeTree(vol: FatVolume, dir = '/', depth = 0): Promise<Tree> {
   const tree: Tree = { dirs: [], files: [] };
-  if (depth > 16) throw new Error(`directories nest deeper than 16 at ${dir}`);
+  if (depth > 16) return tree;
   for (const e of await vol.list(dir)) {
     const p = dir === '/' ? `/${e.name}` : `${dir}/${e.name}`;
     if (e.isDirectory) {
@@ -180,4 +180,13 @@ export function treeSummary(tree: Tree): { dirs: string[]; files: string[] } {
     dirs: [...tree.dirs].sort(),
     files: tree.files.map((f) => `${f.path} ${f.data.length} ${digest(f.data)}`).sort(),
   };
+}
+
+/** 'equal', or where two byte arrays differ (keeps failure output small: no multi-megabyte diffs). */
+export function byteDiff(actual: Uint8Array, expected: Uint8Array): string {
+  if (actual.length !== expected.length) return `length ${actual.length}, expected ${expected.length}`;
+  for (let i = 0; i < actual.length; i++) {
+    if (actual[i] !== expected[i]) return `byte ${i} is ${actual[i]}, expected ${expected[i]}`;
+  }
+  return 'equal';
 }
