@@ -202,3 +202,34 @@ export function commandAnswer(text: string, command: string, prompt: string = SA
   const next = text.indexOf(prompt, from);
   return text.slice(from, next < 0 ? undefined : next);
 }
+
+/**
+ * Line prefixes of the sample guest whose content depends on the platform rather than on timing:
+ * the loader (`boot =`, `mem_lower =`), the RAM size (`memory =`, `free frames =`), CPUID and the
+ * hypervisor (`hypervisor =`, `exits:`), the APIC mode (`Local APIC:`), and where the TSC
+ * frequency came from (the `Calibrated TSC` suffix). Deterministic for one platform.
+ */
+export const PLATFORM_LINE_PREFIXES: readonly string[] = [
+  'boot = ',
+  'mem_lower = ',
+  'memory = ',
+  'free frames = ',
+  'hypervisor = ',
+  'exits: ',
+  'Local APIC: ',
+  'Calibrated TSC frequency: ',
+];
+
+/**
+ * maskTimingLines, and then each platform-dependent line reduced to its prefix followed by `…`,
+ * for comparing transcripts of the same guest on two different machines (vmm and QEMU).
+ */
+export function maskPlatformLines(text: string): string {
+  return maskTimingLines(text)
+    .split('\n')
+    .map((line) => {
+      const prefix = PLATFORM_LINE_PREFIXES.find((p) => line.startsWith(p));
+      return prefix === undefined ? line : `${prefix}…${line.endsWith('\r') ? '\r' : ''}`;
+    })
+    .join('\n');
+}
