@@ -50,6 +50,11 @@ export interface QemuRunOptions {
   accel?: 'tcg' | 'kvm';
   /** CPU model. `-hypervisor` hides TCG's hypervisor CPUID bit, so the guest sees bare hardware. */
   cpu?: string;
+  /**
+   * Add QEMU's isa-debug-exit device at port 0xF4. Default: only for the `bios` boot, which needs
+   * it to stop; under SeaBIOS the guest's ACPI power-off must work on its own (QEMU exits with 0).
+   */
+  debugExit?: boolean;
   /** Safety net only (the run is killed and `timedOut` set); nothing asserts on time. */
   timeoutMs?: number;
   extraArgs?: readonly string[];
@@ -93,9 +98,10 @@ export function qemuArgs(opts: QemuRunOptions, resetStub?: string): string[] {
     'stdio',
     '-monitor',
     'none',
-    '-device',
-    `isa-debug-exit,iobase=0x${ISA_DEBUG_EXIT_PORT.toString(16)},iosize=0x04`,
   ];
+  if (opts.debugExit ?? boot.kind === 'bios') {
+    args.push('-device', `isa-debug-exit,iobase=0x${ISA_DEBUG_EXIT_PORT.toString(16)},iosize=0x04`);
+  }
   if (boot.kind === 'multiboot') {
     args.push('-kernel', opts.kernel);
   } else {
