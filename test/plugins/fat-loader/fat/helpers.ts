@@ -79,9 +79,9 @@ export interface Tree {
 const NAME_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_+,;=[]()!#$%&@^{}~';
 
 /** A random name: short 8.3 ones, mixed case, long ones with spaces and several dots. */
-function randomName(rand: () => number): string {
+function randomName(rand: () => number, chars: string): string {
   const pick = (s: string): string => s[Math.floor(rand() * s.length)]!;
-  const word = (n: number): string => Array.from({ length: n }, () => pick(NAME_CHARS)).join('');
+  const word = (n: number): string => Array.from({ length: n }, () => pick(chars)).join('');
   const kind = rand();
   if (kind < 0.25)
     return (word(1 + Math.floor(rand() * 8)) + '.' + word(1 + Math.floor(rand() * 3))).toUpperCase();
@@ -92,15 +92,24 @@ function randomName(rand: () => number): string {
   return name.slice(0, 1 + Math.floor(rand() * 120)).replace(/[. ]+$/, '') || 'x';
 }
 
-/** A random tree: nested directories, files of sizes 0, 1, around the cluster size and multi-cluster. */
-export function randomTree(rand: () => number, clusterSize: number, opts = { files: 40, maxDepth: 3 }): Tree {
+/**
+ * A random tree: nested directories, files of sizes 0, 1, around the cluster size and multi-cluster.
+ * `forMtools` leaves out '[' and ']', which mtools reads as wildcards in target paths, and '~', which
+ * makes mtools 4.0.32 write a short name padded with NULs and a long-name checksum that matches nothing.
+ */
+export function randomTree(
+  rand: () => number,
+  clusterSize: number,
+  opts: { files: number; maxDepth: number; forMtools?: boolean } = { files: 40, maxDepth: 3 },
+): Tree {
+  const chars = opts.forMtools ? NAME_CHARS.replace(/[[\]~]/g, '') : NAME_CHARS;
   const tree: Tree = { dirs: [], files: [] };
   const used = new Map<string, Set<string>>();
   const uniqueName = (dir: string): string => {
     const names = used.get(dir) ?? new Set<string>();
     used.set(dir, names);
     for (;;) {
-      const n = randomName(rand);
+      const n = randomName(rand, chars);
       if (!names.has(n.toUpperCase())) {
         names.add(n.toUpperCase());
         return n;
