@@ -1,4 +1,7 @@
-import { Args, Command, Flags } from '@oclif/core';
+// Subpath imports: oclif's index would load all of oclif (help, ux, ...) at every start.
+import * as Args from '@oclif/core/args';
+import { Command } from '@oclif/core/command';
+import * as Flags from '@oclif/core/flags';
 
 export default class DiskCreate extends Command {
   static override summary = 'Create a disk image with an empty FAT file system.';
