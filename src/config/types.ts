@@ -67,4 +67,19 @@ export const uint = (bits: number) =>
     .min(0)
     .max(2 ** bits - 1);
 
+/**
+ * A host file. Relative paths resolve against the machine file that wrote them (for a value from
+ * `--set` or a flag, against the working directory), so plugins always see absolute paths.
+ */
+export const filePath = () => z.string().min(1).meta({ vmmType: 'file' });
+
+/** A host file followed by optional arguments (`initrd.img arg=1`), as Multiboot module strings are. */
+export const fileWithArgs = () => z.string().min(1).meta({ vmmType: 'file-with-args' });
+
+/**
+ * A list of files with arguments; from the command line also one comma-separated string
+ * (`--initrd a.img,b.img`, as QEMU's -initrd takes it).
+ */
+export const fileList = () => z.array(fileWithArgs()).default([]).meta({ vmmType: 'list-of-files' });
+
 export { z };

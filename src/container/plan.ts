@@ -163,7 +163,7 @@ export async function planMachine(file: string, opts: PlanOptions = {}): Promise
         node = mergeNodes(fromPlain(userDefaults, defPos), node);
       }
       const schema = strictOf(definition.settings);
-      node = keepStringsAsTyped(node, schema);
+      node = finishValues(node, schema);
       const settingsPlain = toPlain(node) as Record<string, unknown>;
       delete settingsPlain.plugin;
       delete settingsPlain.name;
@@ -312,25 +312,51 @@ function strictOf(s: z.ZodObject): z.ZodType {
 }
 
 /**
- * Values from the command line are typed as YAML (`0x60` is a number), except where the setting is
- * a string: there the text stays as typed (`--kernel 0x60` names a file called 0x60).
+ * Last touches before validation, driven by the setting types:
+ * - values from the command line are typed as YAML (`0x60` is a number), except where the setting
+ *   is a string: there the text stays as typed (`--kernel 0x60` names a file called 0x60);
+ * - file settings become absolute: relative to the machine file that wrote them, or to the
+ *   working directory for values from the command line;
+ * - a list of files given on the command line as one string splits at commas (`--initrd a,b`).
  */
-function keepStringsAsTyped(node: LNode, schema: z.ZodType, path: PathSeg[] = []): LNode {
+function finishValues(node: LNode, schema: z.ZodType, path: PathSeg[] = []): LNode {
+  const kind = typeName(schemaAt(schema, path));
   if (node.kind === 'scalar') {
+    const fromCli = node.pos.file.startsWith('--set');
+    let value = node.value;
     if (
       node.raw !== undefined &&
-      typeof node.value !== 'string' &&
-      typeName(schemaAt(schema, path)) === 'string'
+      typeof value !== 'string' &&
+      ['string', 'file', 'file-with-args', 'list-of-files'].includes(kind)
     ) {
-      return { ...node, value: node.raw };
+      value = node.raw;
     }
-    return node;
+    if (kind === 'list-of-files' && typeof value === 'string') {
+      const items = value.split(',').filter((x) => x.trim() !== '');
+      return finishValues(
+        {
+          kind: 'seq',
+          pos: node.pos,
+          items: items.map((v) => ({ kind: 'scalar', pos: node.pos, value: v.trim() })),
+        },
+        schema,
+        path,
+      );
+    }
+    if ((kind === 'file' || kind === 'file-with-args') && typeof value === 'string') {
+      const base = fromCli ? process.cwd() : dirname(node.pos.file);
+      if (kind === 'file') value = resolvePath(base, value);
+      else {
+        const sp = value.search(/\s/);
+        value = sp < 0 ? resolvePath(base, value) : resolvePath(base, value.slice(0, sp)) + value.slice(sp);
+      }
+    }
+    return value === node.value ? node : { ...node, value };
   }
   if (node.kind === 'seq')
-    return { ...node, items: node.items.map((n, i) => keepStringsAsTyped(n, schema, [...path, i])) };
+    return { ...node, items: node.items.map((n, i) => finishValues(n, schema, [...path, i])) };
   const entries = new Map(node.entries);
-  for (const [k, e] of entries)
-    entries.set(k, { ...e, value: keepStringsAsTyped(e.value, schema, [...path, k]) });
+  for (const [k, e] of entries) entries.set(k, { ...e, value: finishValues(e.value, schema, [...path, k]) });
   return { ...node, entries };
 }
 

@@ -163,11 +163,9 @@ export class Machine implements MachineServices {
     const realtime = this.clock.mode === 'realtime';
     const vStart = this.clock.now;
     let lastYield = wallStart;
-    try {
-      await this.callHook('start');
-    } catch (e) {
-      this.stop(pluginErrorReason(e));
-    }
+    // A plugin that cannot start (a missing or broken image) is bad input, not a guest event:
+    // the caller gets the error, naming the plugin, and the machine never runs.
+    await this.callHook('start');
     const clock = this.clock;
     const cpu = this.cpu;
     while (!this._stopReason) {
@@ -247,7 +245,12 @@ export class PluginHookError extends VmmError {
     const w = p.where;
     super('plugin-hook', `${p.instanceName} (${p.definition.name}, ${p.path}) failed in ${hook}: ${inner}`, {
       cause,
-      location: { file: w.file, ...(w.line > 0 ? { line: w.line, col: w.col } : {}), plugin: p.instanceName, path: p.path },
+      location: {
+        file: w.file,
+        ...(w.line > 0 ? { line: w.line, col: w.col } : {}),
+        plugin: p.instanceName,
+        path: p.path,
+      },
     });
     this.plugin = p.instanceName;
     this.hook = hook;
