@@ -3,10 +3,12 @@
  * (model.ts) serves the xAPIC MMIO page and the x2APIC MSRs (the CPU routes IA32_APIC_BASE,
  * IA32_TSC_DEADLINE and 0x800-0x8FF to `readMsr`/`writeMsr` of the LocalApic token and raises #GP
  * when they say so). Register offsets and fields are in registers.ts.
+ *
+ * The CPU connects itself in its attach hook (`intc.connectCpu?.(cpu)`, see InterruptController):
+ * this plugin does not want the Cpu token, which would close a wiring cycle with the CPU's wants.
  */
 import { z } from 'zod';
 import type { MmioRegion } from '../../src/core/bus.js';
-import type { CpuCore } from '../../src/core/cpu.js';
 import { isVmmError } from '../../src/core/errors.js';
 import { definePlugin } from '../../src/core/plugin.js';
 import { Tokens } from '../../src/core/tokens.js';
@@ -48,7 +50,6 @@ export default definePlugin({
       .describe("TSC frequency in MHz for IA32_TSC_DEADLINE; must match the CPU's TSC rate"),
   }),
   provides: [Tokens.LocalApic, Tokens.InterruptController],
-  wants: [Tokens.Cpu],
   create(ctx) {
     const s = ctx.settings;
     const bus = ctx.bus;
@@ -56,7 +57,6 @@ export default definePlugin({
     let attached = false;
     let remapFailures = 0;
     let intrRequests = 0;
-    let cpu: CpuCore | undefined;
     const apic: LocalApicModel = new LocalApicModel({
       clock: ctx.machine.clock,
       apicId: s['apic-id'],
@@ -64,11 +64,7 @@ export default definePlugin({
       timerMhz: s['clock-mhz'],
       tscMhz: s['tsc-mhz'],
       baseAddress: s.base,
-      onInterrupt: () => {
-        intrRequests++;
-        cpu?.interruptRequested();
-      },
-      onNmi: () => cpu?.nmi(),
+      onInterrupt: () => intrRequests++,
       onMmioChange: (base, enabled) => {
         if (!attached || !s.mmio) return;
         if (region) bus.removeRegion(region);
@@ -90,7 +86,6 @@ export default definePlugin({
     ctx.provide(Tokens.InterruptController, apic);
     return {
       attach() {
-        cpu = ctx.tryGet(Tokens.Cpu);
         attached = true;
         if (s.mmio) region = bus.addMmio(ctx.instanceName, apic.mmioBase, APIC_PAGE_SIZE, apic);
       },

@@ -12,6 +12,7 @@
  * the access faults.
  */
 import type { Timer, VirtualClock } from '../../src/core/clock.js';
+import type { CpuCore } from '../../src/core/cpu.js';
 import { DeliveryMode, type ExtIntSource, type LocalApic, type MsrRead } from '../../src/devices/apic.js';
 import { RegisterBank, type RegisterSpec } from '../../src/devices/registers.js';
 import { MSR } from '../../src/x86/msr.js';
@@ -122,6 +123,7 @@ export class LocalApicModel implements LocalApic {
   private readonly x2Access = new Uint8Array(REG_SPACE >>> 4);
   private readonly x2Only = new Uint8Array(REG_SPACE >>> 4);
   private readonly msrResult: MsrRead = { ok: false, lo: 0, hi: 0 };
+  private cpu: Pick<CpuCore, 'interruptRequested' | 'nmi'> | undefined;
 
   // register indices in the bank (hot ones cached)
   private readonly iTpr: number;
@@ -450,6 +452,17 @@ export class LocalApicModel implements LocalApic {
     return false;
   }
 
+  /** The CPU whose INTR this APIC drives (the CPU calls this in its attach hook). */
+  connectCpu(cpu: Pick<CpuCore, 'interruptRequested' | 'nmi'> | undefined): void {
+    this.cpu = cpu;
+    if (cpu && this.intrLevel) cpu.interruptRequested();
+  }
+
+  private nmi(): void {
+    this.opts.onNmi?.();
+    this.cpu?.nmi();
+  }
+
   // ---- identification and priority --------------------------------------------------------------
 
   get apicId(): number {
@@ -521,7 +534,7 @@ export class LocalApicModel implements LocalApic {
       case DeliveryMode.LowestPriority:
         break;
       case DeliveryMode.NMI:
-        this.opts.onNmi?.();
+        this.nmi();
         return;
       case DeliveryMode.ExtINT:
         this.extIntMessage = true;
@@ -560,7 +573,7 @@ export class LocalApicModel implements LocalApic {
       const lvt = this.regs.values[pin === 0 ? this.iLvtLint0 : this.iLvtLint1]!;
       if (this.mode !== ApicMode.Disabled && !(lvt & R.LVT_MASK)) {
         const dm = (lvt & R.LVT_DELIVERY_MODE) >>> R.LVT_DELIVERY_MODE_SHIFT;
-        if (dm === DeliveryMode.NMI) this.opts.onNmi?.();
+        if (dm === DeliveryMode.NMI) this.nmi();
         else if (dm === DeliveryMode.Fixed)
           this.acceptInterrupt(lvt & R.LVT_VECTOR, (lvt & R.LVT_TRIGGER_MODE) !== 0);
       }
@@ -628,7 +641,10 @@ export class LocalApicModel implements LocalApic {
     const level = this.hasPendingInterrupt();
     if (level !== this.intrLevel) {
       this.intrLevel = level;
-      if (level) this.opts.onInterrupt?.();
+      if (level) {
+        this.opts.onInterrupt?.();
+        this.cpu?.interruptRequested();
+      }
     }
   }
 

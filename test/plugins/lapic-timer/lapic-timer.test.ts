@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import type { CpuCore } from '../../../src/core/cpu.js';
 import { Tokens } from '../../../src/core/tokens.js';
 import { DeliveryMode } from '../../../src/devices/apic.js';
 import lapicTimer from '../../../plugins/lapic-timer/index.js';
@@ -50,9 +49,9 @@ class FakeCpu {
 async function setup(settings: Parameters<TestMachine['add']>[1] = {}) {
   const m = new TestMachine();
   const cpu = new FakeCpu();
-  m.set(Tokens.Cpu, cpu as unknown as CpuCore);
   await m.add(lapicTimer, settings);
   const apic = m.get(Tokens.LocalApic) as LocalApicModel;
+  apic.connectCpu(cpu);
   const rd = (msr: number) => {
     const r = apic.readMsr(msr);
     return r.ok ? r.hi * 2 ** 32 + r.lo : undefined;
