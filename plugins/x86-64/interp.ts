@@ -84,7 +84,7 @@ export class X86Cpu extends CpuSystem {
   private fPos = 0;
   private fEnd = 0;
   /** Linear address of fBuf[fPos0]. */
-  private fLin0 = -1;
+  private fLin0 = NaN;
   private fPos0 = 0;
   /** fPos at the start of the current instruction (adjusted when the window moves). */
   private iStart = 0;
@@ -230,10 +230,9 @@ export class X86Cpu extends CpuSystem {
   // Fetch
   // =============================================================================================
 
+  /** Forget the fetch window (its page may be remapped); the current instruction's bytes stay valid. */
   invalidateFetch(): void {
-    this.fLin0 = -1;
-    this.fEnd = 0;
-    this.fPos = 0;
+    this.fLin0 = NaN;
   }
 
   override flushTlb(keepGlobal = false): void {
@@ -301,7 +300,7 @@ export class X86Cpu extends CpuSystem {
         this.fPos = 0;
         this.fPos0 = 0;
         this.fEnd = 1;
-        this.fLin0 = -1;
+        this.fLin0 = NaN;
         return;
       }
     }
