@@ -6,7 +6,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { VmmError } from '../core/errors.js';
 import type { FatDirEntry, FatType, FormatResult } from '../../plugins/fat-loader/fat/index.js';
-import { formatFat, openFat } from '../../plugins/fat-loader/fat/index.js';
+import { formatFat, longNameProblem, openFat } from '../../plugins/fat-loader/fat/index.js';
 import type { FatVolume } from '../../plugins/fat-loader/fat/index.js';
 import { FileDevice } from './file-device.js';
 
@@ -118,6 +118,8 @@ export async function addFiles(
     } catch {
       throw new VmmError('disk', `cannot add ${host}: no such file or directory`);
     }
+    const problem = longNameProblem(basename(target));
+    if (problem) throw new VmmError('disk', `cannot add ${host} to ${image}: ${problem}`);
     if (st.isDirectory()) {
       if (depth > 64) throw new VmmError('disk', `cannot add ${host}: directories nest too deep`);
       items.push({ path: target });

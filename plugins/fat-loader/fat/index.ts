@@ -6,7 +6,7 @@ export { parseBootSector } from './bpb.js';
 export type { MbrPartition } from './mbr.js';
 export { FAT_PARTITION_TYPES, encodeMbr, parseMbr } from './mbr.js';
 export type { FatDirEntry } from './dir.js';
-export { ATTR, FAT_EPOCH, lfnChecksum, makeShortName } from './dir.js';
+export { ATTR, FAT_EPOCH, lfnChecksum, longNameProblem, makeShortName } from './dir.js';
 export type { FatVolumeInfo, OpenFatOptions, WriteOptions } from './volume.js';
 export { FatVolume, openFat } from './volume.js';
 export type { FormatOptions, FormatResult } from './format.js';

@@ -248,7 +248,7 @@ export class FatVolume {
     const count = Math.ceil(data.length / this.clusterSize);
     // Validate the old chain before changing anything, so a corrupt volume stays as it was.
     const old =
-      existing && existing.size > 0 && existing.firstCluster !== 0
+      existing && existing.firstCluster !== 0
         ? this.fat.chain(existing.firstCluster, `file "${joinPath(parts)}"`)
         : [];
     if (count > this.fat.freeCount + old.length) {
@@ -324,7 +324,7 @@ export class FatVolume {
       const held = sub.decoded.entries.filter((e) => e.raw !== DOT && e.raw !== DOTDOT);
       if (held.length > 0) throw this.error(`cannot remove "${display}": the directory is not empty`);
       clusters = sub.clusters ?? [];
-    } else if (entry.size > 0 && entry.firstCluster !== 0) {
+    } else if (entry.firstCluster !== 0) {
       clusters = this.fat.chain(entry.firstCluster, `file "${display}"`);
     }
     for (let o = entry.firstSlot; o <= entry.offset; o += DIR_ENTRY_SIZE) dir.data[o] = ENTRY_FREE;

@@ -30,6 +30,7 @@ import {
   treeSummary,
   writeHostTree,
 } from './helpers.js';
+import { FileDevice, createDisk } from '../../../../src/disk/index.js';
 
 const MiB = 1024 * 1024;
 /** Image sizes per type that both mkfs.fat and formatFat accept. */
@@ -161,16 +162,44 @@ describe.skipIf(!HAVE_FAT_TOOLS)('against dosfstools and mtools', () => {
     });
   });
 
-  it('agrees with mkfs.fat on the default FAT type by size', async () => {
-    for (const mb of [2, 8, 16, 64]) {
-      const image = join(dir, `default${mb}.img`);
-      writeFileSync(image, new Uint8Array(0));
-      tool('truncate', ['-s', `${mb}M`, image]);
-      tool('mkfs.fat', [image]);
-      const theirs = (await openFat(load(image))).type;
-      const ours = await formatFat(MemoryDevice.zeroed(mb * MiB));
-      expect([mb, ours.fatType]).toEqual([mb, theirs]);
+  it('agrees with mkfs.fat on the default FAT type and cluster size (sparse files up to 600 MiB)', async () => {
+    for (const mb of [2, 8, 16, 64, 300, 600]) {
+      const theirsImg = join(dir, `default${mb}.img`);
+      writeFileSync(theirsImg, new Uint8Array(0));
+      tool('truncate', ['-s', `${mb}M`, theirsImg]);
+      tool('mkfs.fat', [theirsImg]);
+      const theirsDev = FileDevice.open(theirsImg);
+      const theirs = await openFat(theirsDev);
+      const oursImg = join(dir, `ours-default${mb}.img`);
+      const ours = await createDisk(oursImg, { size: mb * MiB });
+      expect([mb, ours.fatType, ours.sectorsPerCluster * 512]).toEqual([mb, theirs.type, theirs.clusterSize]);
+      theirsDev.close();
+      const check = fsck(oursImg);
+      expect(check.status, check.output).toBe(0);
+      removeDir(theirsImg);
+      removeDir(oursImg);
     }
+  });
+
+  it.each([1024, 4096])('reads a volume with %i-byte logical sectors', async (sectorSize) => {
+    const image = join(dir, `sector${sectorSize}.img`);
+    writeFileSync(image, new Uint8Array(0));
+    tool('truncate', ['-s', String(40 * MiB), image]);
+    tool('mkfs.fat', ['-F', '16', '-S', String(sectorSize), '-s', '1', '-n', 'BIGSEC', image]);
+    const data = pattern(3 * sectorSize + 5, 9);
+    writeFileSync(join(dir, 'bigsec'), data);
+    tool('mmd', ['-i', image, '::/d']);
+    tool('mcopy', ['-i', image, join(dir, 'bigsec'), '::/d/Big Sector File.bin']);
+    const dev = load(image);
+    const vol = await openFat(dev);
+    expect(vol.boot.bytesPerSector).toBe(sectorSize);
+    expect(byteDiff(await vol.readFile('/d/big sector file.bin'), data)).toBe('equal');
+    await vol.mkdir('/d/sub dir');
+    await vol.writeFile('/d/sub dir/back.txt', new TextEncoder().encode('back'));
+    writeFileSync(image, dev.bytes);
+    expect(tool('mtype', ['-i', image, '::/d/sub dir/back.txt'])).toBe('back');
+    const check = fsck(image);
+    expect(check.status, check.output).toBe(0);
   });
 
   it('reads and writes a FAT partition of an MBR disk (partition table by sfdisk when present)', async () => {
