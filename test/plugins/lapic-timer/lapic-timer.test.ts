@@ -129,6 +129,12 @@ describe('lapic-timer: IA32_APIC_BASE and the x2APIC interface', () => {
     expect(mmio(0x30)).toBe(0xffff_ffff);
   });
 
+  it("takes the tutorial guest's read-modify-write of IA32_APIC_BASE (BSP bit included)", async () => {
+    const { rd, wr } = await setup();
+    expect(wr(IA32_APIC_BASE, rd(IA32_APIC_BASE)! + 0x400)).toBe(true);
+    expect(rd(IA32_APIC_BASE)).toBe(APIC + 0xd00);
+  });
+
   it('enforces the x2APIC access rules of SDM Table 11-6', async () => {
     const { rd, wr, toX2 } = await setup();
     toX2();
@@ -202,6 +208,24 @@ describe('lapic-timer: the timer', () => {
     m.advance(10_000_000);
     expect(apic.acknowledgeInterrupt()).toBe(0xf0);
     expect(apic.stats.timerExpiries).toBe(2);
+  });
+
+  it('runs the timer through the xAPIC page too (divide by 16, periodic)', async () => {
+    const { m, apic, mmio, mmioW } = await setup();
+    mmioW(0xf0, 0x1ff);
+    mmioW(0x3e0, 0b0011);
+    mmioW(0x320, 0x40 | PERIODIC);
+    mmioW(0x380, 1000); // 16,000 ns per period at 1 GHz / 16
+    m.advance(8000);
+    expect(mmio(0x390)).toBe(500);
+    m.advance(8000);
+    expect(apic.acknowledgeInterrupt()).toBe(0x40);
+    mmioW(0xb0, 0);
+    expect(mmio(0x390)).toBe(1000);
+    mmioW(0x380, 0); // writing 0 stops the timer
+    m.advance(100_000);
+    expect(apic.hasPendingInterrupt()).toBe(false);
+    expect(mmio(0x390)).toBe(0);
   });
 
   it('counts down from 0xFFFFFFFF for calibration and stops one-shot at 0', async () => {

@@ -201,6 +201,23 @@ describe('uart16550 loopback', () => {
   });
 });
 
+describe('uart16550 modem status', () => {
+  it('reports a present terminal (DCD, DSR, CTS) and interrupts on input line changes', async () => {
+    const m = new TestMachine();
+    const uart = new Uart16550({ output: () => {}, irq: (l) => levels.push(l) });
+    const levels: boolean[] = [];
+    uart.reset();
+    expect(uart.ioRead(6, 1)).toBe(MSR_DCD | MSR_DSR | MSR_CTS);
+    uart.ioWrite(1, 1, 0x08); // EDSSI
+    uart.setModemInputs(MSR_DCD | MSR_DSR); // CTS drops
+    expect(levels).toEqual([true]);
+    expect(uart.ioRead(2, 1) & 0x0f).toBe(IIR_MS);
+    expect(uart.ioRead(6, 1)).toBe(MSR_DCD | MSR_DSR | MSR_DCTS);
+    expect(levels).toEqual([true, false]);
+    expect(m.console.bytes()).toHaveLength(0);
+  });
+});
+
 describe('uart16550 interrupts', () => {
   it('raises THRE when ETBEI is enabled, clears it on IIR read, re-raises after a THR write', async () => {
     const { irq, out, inb } = await setup();
