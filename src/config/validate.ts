@@ -243,7 +243,8 @@ export function issuesToErrors(issues: readonly z.core.$ZodIssue[], ctx: IssueCo
         );
         break;
       default: {
-        out.push(mk(locate(ctx.root, full), `${settingName ? settingName + of + ': ' : ''}${issue.message}`));
+        const prefix = settingName ? `${settingName}${of}: ` : ctx.subject ? `${ctx.subject}: ` : '';
+        out.push(mk(locate(ctx.root, full), `${prefix}${issue.message}`));
       }
     }
   }
