@@ -410,3 +410,58 @@ describe('fuzzing: random byte flips end in success or a VmmError', () => {
     expect(outcomes.ok).toBeGreaterThan(0); // the flips must not all break the boot sector
   });
 });
+
+describe('boot sector fuzzing', () => {
+  it('random BPB field values end in success or a VmmError', async () => {
+    const seed = testSeed('BPB fuzz');
+    const rand = rng(seed);
+    const types = await Promise.all(([12, 16, 32] as const).map((t) => fresh(t)));
+    let ok = 0;
+    for (let round = 0; round < 300; round++) {
+      const { dev } = types[round % 3]!;
+      const img = new OverlayDevice(dev);
+      // Rewrite a few bytes of the BPB (offsets 11..89) with random or boundary values.
+      const n = 1 + Math.floor(rand() * 4);
+      for (let i = 0; i < n; i++) {
+        const special = [0, 1, 0x7f, 0x80, 0xff][Math.floor(rand() * 5)]!;
+        img.poke(11 + Math.floor(rand() * 79), rand() < 0.5 ? special : Math.floor(rand() * 256));
+      }
+      try {
+        const v = await openFat(img);
+        await readVolumeTree(v);
+        await v.writeFile('/after-fuzz.bin', pattern(2 * v.clusterSize, round));
+        ok++;
+      } catch (e) {
+        if (!(e instanceof VmmError))
+          throw new Error(`round ${round} (seed ${seed}): ${String(e)}`, { cause: e });
+      }
+    }
+    expect(ok).toBeGreaterThan(0);
+  });
+});
+
+describe('asynchronous devices (as the AHCI model will be)', () => {
+  it('works when reads and writes resolve later', async () => {
+    const mem = MemoryDevice.zeroed(SIZES[16], 'async.img');
+    const later = <T>(v: T): Promise<T> => new Promise((resolve) => setImmediate(() => resolve(v)));
+    let reads = 0;
+    const dev: SectorDevice = {
+      sectorSize: 512,
+      sectorCount: mem.sectorCount,
+      name: 'async.img',
+      read: (lba, count) => {
+        reads++;
+        return later(mem.read(lba, count));
+      },
+      write: (lba, data) => later(undefined).then(() => mem.write(lba, data)),
+    };
+    await formatFat(dev, { fatType: 16 });
+    const vol = await openFat(dev);
+    await vol.mkdir('/boot');
+    await vol.writeFile('/boot/nimbos.bin', pattern(70_000, 4));
+    expect(byteDiff(await (await openFat(mem)).readFile('/BOOT/NIMBOS.BIN'), pattern(70_000, 4))).toBe(
+      'equal',
+    );
+    expect(reads).toBeGreaterThan(0);
+  });
+});
