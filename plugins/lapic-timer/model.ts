@@ -290,10 +290,9 @@ export class LocalApicModel implements LocalApic {
     this.regs.reset();
     this.regs.values[this.iId] = (this.initialId & 0xff) << 24;
     if (this.bsp) {
-      // QEMU's reset puts the BSP in virtual-wire mode (what a PC BIOS sets up): LINT0 = ExtINT
-      // unmasked for the 8259A, LINT1 = NMI.
+      // QEMU's reset puts the BSP's LINT0 in ExtINT mode, unmasked (what a PC BIOS sets up for
+      // virtual-wire mode), so the 8259A reaches the CPU; the other LVT entries stay masked.
       this.regs.values[this.iLvtLint0] = DeliveryMode.ExtINT << R.LVT_DELIVERY_MODE_SHIFT;
-      this.regs.values[this.iLvtLint1] = DeliveryMode.NMI << R.LVT_DELIVERY_MODE_SHIFT;
     }
     this.irr.fill(0);
     this.isr.fill(0);

@@ -73,9 +73,9 @@ describe('lapic-timer: reset state and the xAPIC page', () => {
     expect(mmio(0xe0)).toBe(0xffff_ffff);
     expect(mmio(0xf0)).toBe(0xff);
     for (const lvt of [0x320, 0x330, 0x340, 0x370]) expect(mmio(lvt)).toBe(MASKED);
-    // QEMU's virtual-wire reset for the BSP: LINT0 ExtINT, LINT1 NMI
+    // QEMU's virtual-wire reset for the BSP: LINT0 ExtINT, unmasked; LINT1 masked
     expect(mmio(0x350)).toBe(0x700);
-    expect(mmio(0x360)).toBe(0x400);
+    expect(mmio(0x360)).toBe(MASKED);
     expect(mmio(0x390)).toBe(0);
   });
 
@@ -460,7 +460,7 @@ describe('lapic-timer: delivery, priority and EOI', () => {
   });
 
   it('passes the 8259A through LINT0 (ExtINT) and NMIs through LINT1', async () => {
-    const { apic, cpu } = await setup();
+    const { apic, cpu, mmioW } = await setup();
     let acks = 0;
     apic.setExtIntSource({ acknowledgeInterrupt: () => (acks++, 0x20) });
     expect(apic.hasPendingInterrupt()).toBe(false);
@@ -470,6 +470,11 @@ describe('lapic-timer: delivery, priority and EOI', () => {
     expect(acks).toBe(1);
     apic.setLint(0, false);
     expect(apic.hasPendingInterrupt()).toBe(false);
+    apic.setLint(1, true); // masked at reset
+    expect(cpu.nmis).toBe(0);
+    apic.setLint(1, false);
+    mmioW(0xf0, 0x1ff);
+    mmioW(0x360, 0x400); // NMI delivery
     apic.setLint(1, true);
     expect(cpu.nmis).toBe(1);
     apic.acceptInterrupt(0, false, DeliveryMode.NMI);
