@@ -45,11 +45,9 @@ export function formatSummary(r: StopReason, stats: Stats): string {
   const virtualS = num(m.virtualNs) / 1e9;
   const wallS = num(m.wallMs) / 1e3;
   const instr = num(m.instructions);
-  const parts = [
-    `stopped: ${describeStop(r)}`,
-    `virtual ${formatSeconds(virtualS)}`,
-    `wall ${formatSeconds(wallS)}`,
-  ];
+  // A plugin error is printed in full on its own line before the summary.
+  const why = r.kind === 'plugin-error' ? `plugin ${r.plugin} failed in ${r.hook}` : describeStop(r);
+  const parts = [`stopped: ${why}`, `virtual ${formatSeconds(virtualS)}`, `wall ${formatSeconds(wallS)}`];
   let insn = `${groupDigits(instr)} instructions`;
   if (instr > 0 && wallS > 0) insn += ` (${(instr / wallS / 1e6).toFixed(1)} MIPS)`;
   parts.push(insn);

@@ -84,26 +84,52 @@ export interface CliOptions {
   encoding?: 'utf8' | 'latin1';
 }
 
-/** Run `node bin/run.js ...args` and collect its output. */
-export function runCli(args: readonly string[], opts: CliOptions = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: opts.cwd ?? ROOT,
-      env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', ...opts.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding(opts.encoding ?? 'utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const killer = setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs ?? 30_000);
+export interface CliProcess {
+  readonly stdin: NodeJS.WritableStream;
+  kill(signal: NodeJS.Signals): void;
+  /** Resolves once stdout contains `text`. */
+  waitForStdout(text: string): Promise<void>;
+  readonly done: Promise<CliResult>;
+}
+
+/** Start `node bin/run.js ...args` with piped stdio; the caller drives stdin. */
+export function spawnCli(args: readonly string[], opts: CliOptions = {}): CliProcess {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: opts.cwd ?? ROOT,
+    env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', ...opts.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  let waiters: { text: string; resolve: () => void }[] = [];
+  child.stdout.setEncoding(opts.encoding ?? 'utf8').on('data', (d: string) => {
+    stdout += d;
+    waiters = waiters.filter((w) => (stdout.includes(w.text) ? (w.resolve(), false) : true));
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const killer = setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs ?? 30_000);
+  const done = new Promise<CliResult>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(killer);
+      for (const w of waiters) w.resolve();
       resolve({ code, stdout, stderr });
     });
-    if (opts.input !== null) child.stdin.end(opts.input ?? '');
   });
+  return {
+    stdin: child.stdin,
+    kill: (sig) => child.kill(sig),
+    waitForStdout: (text) =>
+      stdout.includes(text) ? Promise.resolve() : new Promise((resolve) => waiters.push({ text, resolve })),
+    done,
+  };
+}
+
+/** Run `node bin/run.js ...args` and collect its output. */
+export function runCli(args: readonly string[], opts: CliOptions = {}): Promise<CliResult> {
+  const p = spawnCli(args, opts);
+  if (opts.input !== null) p.stdin.end(opts.input ?? '');
+  return p.done;
 }
 
 export const fixture = (name: string) => path.join(FIXTURES, name);

@@ -1,8 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt, fixture, runCli } from './cli-helpers.js';
+import { ROOT, ensureBuilt, fixture, runCli, spawnCli } from './cli-helpers.js';
 
 beforeAll(ensureBuilt);
 
@@ -124,5 +125,72 @@ describe('vmm up', () => {
   it('rejects an unknown --stats format and an unknown flag as usage errors', async () => {
     expect((await runCli(['up', fixture('ticker.yaml'), '--stats=xml'])).code).toBe(2);
     expect((await runCli(['up', fixture('ticker.yaml'), '--no-such-flag'])).code).toBe(2);
+  });
+});
+
+describe('vmm up: stops from outside and from plugins', () => {
+  it('a plugin that throws while running stops the machine with exit code 5 and says so', async () => {
+    const r = await runCli(['up', fixture('ticker.yaml'), '--set', 'host.devices.ticker.fail-at=2']);
+    expect(r.stdout).toBe('> tick 1\n');
+    expect(r.stderr).toMatch(/^vmm: error: plugin .* failed in .*: ticker broke at tick 2$/m);
+    expect(r.code).toBe(5);
+  });
+
+  it('SIGINT quits a piped session cleanly (exit 0, summary says quit)', async () => {
+    const child = spawnCli(['up', fixture('echo.yaml')]);
+    child.stdin.write('x');
+    await child.waitForStdout('X');
+    child.kill('SIGINT');
+    const r = await child.done;
+    expect(r.stdout).toBe('X');
+    expect(r.stderr).toContain('stopped: quit');
+    expect(r.code).toBe(0);
+  });
+});
+
+const hasPython = spawnSync('python3', ['-c', 'import pty'], { stdio: 'ignore' }).status === 0;
+
+describe.skipIf(!hasPython)('vmm up on a terminal', () => {
+  function session(args: string[], steps: { wait?: string; send: string }[], after?: string) {
+    let argv = [process.execPath, path.join(ROOT, 'bin/run.js'), ...args];
+    if (after) argv = ['sh', '-c', `"$@"; ${after}`, 'sh', ...argv];
+    const spec = { argv, steps };
+    const r = spawnSync('python3', [path.join(ROOT, 'test/commands/pty-session.py'), JSON.stringify(spec)], {
+      cwd: ROOT,
+      encoding: 'latin1',
+      env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
+    });
+    return JSON.parse(r.stdout) as { output: string; code: number | null };
+  }
+
+  it('raw mode: keys go to the guest, C-a h helps, C-a C-a sends C-a, C-a x quits with exit 0', () => {
+    const r = session(
+      ['up', fixture('echo.yaml'), '--set', 'host.devices.sink.banner=ready'],
+      [
+        { wait: 'ready', send: 'ab' },
+        { wait: 'AB', send: '\x01h' },
+        { wait: 'C-a x', send: '\x01\x01c' },
+        { wait: '\x01C', send: '\x01x' },
+      ],
+    );
+    // Raw mode: no line discipline, so "ab" reached the guest without Enter and was not echoed by the tty.
+    expect(r.output).toContain('AB');
+    expect(r.output).not.toContain('ab');
+    expect(r.output).toContain('C-a x    exit the emulator');
+    expect(r.output).toContain('\x01C');
+    expect(r.output).toContain('stopped: quit');
+    expect(r.code).toBe(0);
+  });
+
+  it('gives the terminal back (line discipline and echo on) after C-a x', () => {
+    const r = session(
+      ['up', fixture('echo.yaml'), '--set', 'host.devices.sink.banner=ready'],
+      [{ wait: 'ready', send: '\x01x' }],
+      'echo; stty -a',
+    );
+    const stty = r.output.slice(r.output.indexOf('stopped: quit'));
+    expect(stty).toMatch(/(^|\s)icanon(\s|$)/m);
+    expect(stty).toMatch(/(^|\s)echo(\s|$)/m);
+    expect(stty).toMatch(/(^|\s)isig(\s|$)/m);
   });
 });
