@@ -366,7 +366,7 @@ export class X86Cpu extends CpuSystem {
   nextRip(): number {
     const r = this.ip0 + (this.fPos - this.iStart);
     if (this.mode64) return r;
-    return this.cs32 ? r % TWO32 : r & 0xffff;
+    return this.cs32 ? r >>> 0 : r & 0xffff;
   }
 
   // =============================================================================================
@@ -651,7 +651,6 @@ export class X86Cpu extends CpuSystem {
       rh = 0,
       cf = 0,
       of = 0;
-    const msbOf = (l: number, h: number): number => X86Cpu.bit(l, h, bits - 1);
     switch (op) {
       case 0: // ROL
       case 1: {
@@ -678,9 +677,9 @@ export class X86Cpu extends CpuSystem {
         rl &= MASK[sz];
         if (op === 0) {
           cf = rl & 1;
-          of = msbOf(rl, rh) ^ cf;
+          of = X86Cpu.bit(rl, rh, bits - 1) ^ cf;
         } else {
-          cf = msbOf(rl, rh);
+          cf = X86Cpu.bit(rl, rh, bits - 1);
           of = cf ^ X86Cpu.bit(rl, rh, bits - 2);
         }
         this.flushFlags();
@@ -697,7 +696,7 @@ export class X86Cpu extends CpuSystem {
         rh = hi;
         for (let k = 0; k < n; k++) {
           if (op === 2) {
-            const out = msbOf(rl, rh);
+            const out = X86Cpu.bit(rl, rh, bits - 1);
             this.shl(rl, rh, 1, sz);
             rl = this.tl | c;
             rh = this.th;
@@ -716,8 +715,8 @@ export class X86Cpu extends CpuSystem {
         }
         rl &= MASK[sz];
         cf = c;
-        if (op === 2) of = msbOf(rl, rh) ^ cf;
-        else of = msbOf(rl, rh) ^ X86Cpu.bit(rl, rh, bits - 2);
+        if (op === 2) of = X86Cpu.bit(rl, rh, bits - 1) ^ cf;
+        else of = X86Cpu.bit(rl, rh, bits - 1) ^ X86Cpu.bit(rl, rh, bits - 2);
         this.flushFlags();
         this.fl = (this.fl & ~(RFLAGS.CF | RFLAGS.OF)) | cf | (of ? RFLAGS.OF : 0);
         this.hi = rh;
@@ -729,18 +728,18 @@ export class X86Cpu extends CpuSystem {
         this.shl(lo, hi, cnt, sz);
         rl = this.tl & MASK[sz];
         rh = this.th;
-        of = msbOf(rl, rh) ^ cf;
+        of = X86Cpu.bit(rl, rh, bits - 1) ^ cf;
         break;
       case 5: // SHR
         cf = cnt <= bits ? X86Cpu.bit(lo, hi, cnt - 1) : 0;
         this.shr(lo, hi, cnt, sz);
         rl = this.tl;
         rh = this.th;
-        of = msbOf(lo, hi);
+        of = X86Cpu.bit(lo, hi, bits - 1);
         break;
       default: {
         // SAR
-        const neg = msbOf(lo, hi);
+        const neg = X86Cpu.bit(lo, hi, bits - 1);
         cf = cnt <= bits ? X86Cpu.bit(lo, hi, cnt - 1) : neg;
         this.sar(lo, hi, cnt, sz);
         rl = this.tl & MASK[sz];
@@ -996,8 +995,7 @@ export class X86Cpu extends CpuSystem {
       this.rip = t;
       return;
     }
-    t = this.osz === 2 ? t & 0xffff : t % TWO32;
-    if (t < 0) t += TWO32;
+    t = this.osz === 2 ? t & 0xffff : t >>> 0;
     if (t > this.sLimit[CS]) this.gp(0);
     this.rip = t;
   }
