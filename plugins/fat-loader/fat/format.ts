@@ -105,6 +105,13 @@ function measure(total: number, type: FatType, spc: number, rootEntries: number)
   };
 }
 
+/** mkfs.fat's choice: FAT32 from 512 MiB, else FAT12 if it fits with its default cluster, else FAT16. */
+function defaultFatType(total: number, spc: number | undefined, rootEntries: number): FatType {
+  if (total * DEVICE_SECTOR_SIZE >= FAT32_DEFAULT_FROM_BYTES) return 32;
+  const asFat12 = measure(total, 12, spc ?? DEFAULT_SPC_16, rootEntries);
+  return asFat12.clusterCount <= FAT12_MAX_CLUSTERS ? 12 : 16;
+}
+
 const fits = (l: Layout): boolean =>
   l.clusterCount > 0 && fatTypeForClusterCount(l.clusterCount) === l.fatType;
 
@@ -124,15 +131,8 @@ export function planLayout(total: number, opts: FormatOptions = {}, source?: str
   ) {
     throw diskError(source, `sectors per cluster must be a power of two from 1 to 128, not ${spcAsked}`);
   }
-  let type = opts.fatType;
-  if (type === undefined) {
-    if (total * DEVICE_SECTOR_SIZE >= FAT32_DEFAULT_FROM_BYTES) type = 32;
-    else
-      type =
-        measure(total, 12, spcAsked ?? DEFAULT_SPC_16, rootEntries).clusterCount <= FAT12_MAX_CLUSTERS
-          ? 12
-          : 16;
-  }
+  if (total > 0xffffffff) throw diskError(source, 'FAT cannot address more than 2^32 sectors (2 TiB)');
+  const type = opts.fatType ?? defaultFatType(total, spcAsked, rootEntries);
   let spc = spcAsked ?? (type === 32 ? fat32DefaultSpc(total) : DEFAULT_SPC_16);
   let layout = measure(total, type, spc, rootEntries);
   if (spcAsked === undefined) {
