@@ -121,6 +121,13 @@ export interface CpuHooks {
   vmxInstruction: ((opcode: VmxOpcode, length: number) => boolean) | null;
   /** Triple fault: return true to take it over (a VM exit) instead of stopping the machine. */
   tripleFault: (() => boolean) | null;
+  /**
+   * Every instruction boundary the CPU looks at events (when `eventCheck` is set), after a pending
+   * injection is delivered and before interrupt shadows, NMIs and interrupts: VMX's monitor trap
+   * flag, preemption timer, NMI exiting and NMI-window exits. Return true after performing an exit.
+   * Set `eventCheck` again to be called at the next boundary.
+   */
+  boundary: (() => boolean) | null;
 }
 
 export type VmxOpcode =
@@ -154,5 +161,6 @@ export function emptyHooks(): CpuHooks {
     translate: null,
     vmxInstruction: null,
     tripleFault: null,
+    boundary: null,
   };
 }

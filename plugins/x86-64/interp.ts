@@ -165,6 +165,10 @@ export class X86Cpu extends CpuSystem {
       this.raiseException(v, this.injError, this.injType, this.injLength);
       this.invalidateFetch();
     }
+    if (this.hooks.boundary !== null && this.hooks.boundary()) {
+      this.invalidateFetch();
+      return this.exitReq || this.halted;
+    }
     if (this.shadow > 0) {
       this.shadow--;
       this.eventCheck = true;
