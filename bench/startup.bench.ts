@@ -75,7 +75,12 @@ export async function run(): Promise<BenchResult[]> {
     return out;
   }
   const samples: Sample[] = [];
-  for (let i = 0; i < RUNS; i++) samples.push(await once(['up', MACHINE, '--quiet']));
+  try {
+    for (let i = 0; i < RUNS; i++) samples.push(await once(['up', MACHINE, '--quiet']));
+  } catch (e) {
+    out.push({ name: 'vmm up: first guest byte', value: NaN, unit: 'ms', note: (e as Error).message });
+    return out;
+  }
   out.push({
     name: 'vmm up: first guest byte',
     value: median(samples.map((s) => s.firstByteMs)),
