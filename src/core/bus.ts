@@ -77,6 +77,8 @@ export class Bus {
   private readonly pageRegion = new Int32Array(FLAT_PAGES).fill(NO_REGION);
   private readonly highRegions: Region[] = [];
   private readonly ports: PortRange[] = [];
+  /** Ranges decoded only for 4-byte accesses, ahead of `ports` (see addDwordPorts). Usually empty. */
+  private readonly dwordPorts: PortRange[] = [];
   /** Port range index per port; NO_REGION when unmapped. */
   private readonly portIndex = new Int32Array(0x10000).fill(NO_REGION);
   readonly stats: BusStats = {
@@ -146,6 +148,35 @@ export class Bus {
     const idx = this.ports.length;
     this.ports.push({ name, base, size, device });
     this.portIndex.fill(idx, base, base + size);
+  }
+
+  /**
+   * Claim ports for 4-byte accesses only. They take precedence over ordinary claims for dword
+   * accesses; narrower accesses go to whoever claims the port normally. This is how a PC decodes
+   * CONFIG_ADDRESS at 0xCF8 (PCI Local Bus 3.0 §3.2.2.3.2: only a full dword access reaches it; a
+   * byte access to 0xCF9 is the ICH9 reset control register).
+   */
+  addDwordPorts(name: string, base: number, size: number, device: PortDevice): void {
+    if (
+      !Number.isInteger(base) ||
+      !Number.isInteger(size) ||
+      size <= 0 ||
+      base < 0 ||
+      base + size > 0x10000
+    ) {
+      throw new VmmError(
+        'bus-conflict',
+        `${name}: I/O ports ${hex(base)}+${size} do not fit the 16-bit port space of ${this.name}`,
+      );
+    }
+    const other = this.dwordPorts.find((p) => base < p.base + p.size && p.base < base + size);
+    if (other) {
+      throw new VmmError(
+        'bus-conflict',
+        `${name}: dword I/O ports ${hex(base, 4)}+${size} are already claimed by ${other.name} on ${this.name}`,
+      );
+    }
+    this.dwordPorts.push({ name, base, size, device });
   }
 
   /** Remove a previously added region (used by policies that remap, and by tests). */
@@ -307,6 +338,10 @@ export class Bus {
   // ---- I/O ports ----------------------------------------------------------------------------
 
   ioRead(port: number, size: 1 | 2 | 4): number {
+    if (size === 4 && this.dwordPorts.length !== 0) {
+      const d = this.dwordPort(port);
+      if (d !== undefined) return d.device.ioRead(port - d.base, 4);
+    }
     const i = this.portIndex[port]!;
     if (i !== NO_REGION) {
       const p = this.ports[i]!;
@@ -318,6 +353,13 @@ export class Bus {
   }
 
   ioWrite(port: number, size: 1 | 2 | 4, value: number): void {
+    if (size === 4 && this.dwordPorts.length !== 0) {
+      const d = this.dwordPort(port);
+      if (d !== undefined) {
+        d.device.ioWrite(port - d.base, 4, value);
+        return;
+      }
+    }
     const i = this.portIndex[port]!;
     if (i !== NO_REGION) {
       const p = this.ports[i]!;
@@ -328,6 +370,11 @@ export class Bus {
     }
     this.stats.unmappedPortWrites++;
     this.warn(`write of ${hex(value)} to unmapped I/O port ${hex(port, 4)} (size ${size})`);
+  }
+
+  private dwordPort(port: number): PortRange | undefined {
+    for (const d of this.dwordPorts) if (port >= d.base && port + 4 <= d.base + d.size) return d;
+    return undefined;
   }
 
   /** Whether a port is claimed by a device (policies use this to decide passthrough). */

@@ -31,7 +31,10 @@ export const Tokens = {
   /** A disk controller (ahci): which disks it has and where it sits on PCI. */
   BlockController: token<BlockController>('block-controller', 'a disk controller with disks (ahci)'),
   /** Guest-physical memory for loaders; provided by the VMM policy (the host bus when absent). */
-  GuestMemory: token<GuestMemory>('guest-memory', 'guest-physical memory that loaders write (the VMM policy)'),
+  GuestMemory: token<GuestMemory>(
+    'guest-memory',
+    'guest-physical memory that loaders write (the VMM policy)',
+  ),
 } as const;
 
 export type { Token } from './token.js';
