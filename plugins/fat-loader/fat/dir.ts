@@ -3,6 +3,7 @@
  * bytes into entries, the LFN checksum, short-name (8.3) generation with ~N numeric tails, and encoding
  * the entries of a new file.
  */
+import { VmmError } from '../../../src/core/errors.js';
 import { readU16, readU32, writeU16, writeU32 } from './bpb.js';
 
 export const DIR_ENTRY_SIZE = 32;
@@ -183,7 +184,8 @@ export function makeShortName(
     const raw = padded(fullBase.slice(0, 8 - tail.length) + tail, ext);
     if (!taken(raw)) return { raw, needsLongName: true };
   }
-  throw new Error('unreachable: no free numeric tail'); // a directory holds at most 65536 entries
+  // Unreachable: a directory holds at most 65536 entries, far fewer than the tails tried.
+  throw new VmmError('internal', `no free short name for "${longName}"`);
 }
 
 /** Decodes the entries of a directory's bytes (stops at the end marker). */
