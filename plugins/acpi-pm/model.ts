@@ -157,7 +157,10 @@ export class AcpiPm {
   }
 }
 
-/** RST_CNT (one byte at 0xCF9). A PCI host bridge that claims 0xCF8-0xCFF can forward byte accesses here. */
+/**
+ * RST_CNT (one byte at 0xCF9). It shares 0xCF8-0xCFB with the PCI CONFIG_ADDRESS register, which
+ * decodes dword accesses only (pci-host claims it with Bus.addDwordPorts), so byte accesses land here.
+ */
 export class ResetControl {
   private value = 0;
   resets = 0;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import acpiPm from '../../../plugins/acpi-pm/index.js';
+import pciHost from '../../../plugins/pci-host/index.js';
 import { PM_TIMER_HZ } from '../../../plugins/acpi-pm/model.js';
 import { TestMachine } from '../../devices/harness.js';
 
@@ -47,6 +48,17 @@ describe('acpi-pm', () => {
     expect(m.stopReason).toBeUndefined();
     expect(m.hostBus.ioRead(0xcf9, 1)).toBe(0x02);
     m.hostBus.ioWrite(0xcf9, 1, 0x06);
+    expect(m.stopReason).toEqual({ kind: 'reset', source: 'acpi-pm' });
+  });
+
+  it('shares 0xCF8-0xCFB with the PCI host: dwords go to CONFIG_ADDRESS, bytes at 0xCF9 to RST_CNT', async () => {
+    const m = new TestMachine();
+    await m.add(pciHost);
+    await m.add(acpiPm);
+    m.hostBus.ioWrite(0xcf8, 4, 0x8000_0000);
+    expect(m.hostBus.ioRead(0xcf8, 4)).toBe(0x8000_0000);
+    expect(m.stopReason).toBeUndefined();
+    m.hostBus.ioWrite(0xcf9, 1, 0x0e);
     expect(m.stopReason).toEqual({ kind: 'reset', source: 'acpi-pm' });
   });
 
