@@ -212,6 +212,15 @@ describe('volume detection', () => {
     expect(await typeFor(16 * MiB)).toBe(16);
   });
 
+  it('decides the FAT type by cluster count alone, not by the BS_FilSysType string', async () => {
+    const { dev } = await fresh(12);
+    dev.bytes.set(new TextEncoder().encode('FAT16   '), 54); // BS_FilSysType of a FAT12/16 boot sector
+    const vol = await openFat(dev);
+    expect(vol.type).toBe(12);
+    expect(vol.boot.fileSystemType).toBe('FAT16');
+    expect(vol.info.clusterCount).toBeLessThan(4085);
+  });
+
   it('opens a volume inside an MBR partition, by default the first FAT one, or by index', async () => {
     const dev = MemoryDevice.zeroed(40 * MiB, 'part.img');
     const p0 = { type: 0x83, start: 2048, sectors: 4096 }; // Linux: skipped by default
