@@ -283,11 +283,12 @@ export class Hpet {
       this.cntLo = lo % TWO_32;
     }
     this.genConf = v;
+    const starting = !(was & ENABLE_CNF) && (v & ENABLE_CNF) !== 0;
     for (const t of this.timers) {
       // Routes may have changed (LEG_RT_CNF): drop a held level, it is re-raised on the new line.
       this.deassert(t);
       if (this.intSta & (1 << t.n)) this.assertLevel(t);
-      this.arm(t);
+      this.arm(t, starting);
     }
   }
 
@@ -308,7 +309,7 @@ export class Hpet {
       if (t.config & Tn_INT_TYPE_CNF) this.assertLevel(t);
       else this.intSta &= ~(1 << t.n); // edge mode has no status
     }
-    this.arm(t);
+    this.arm(t, (t.config & Tn_INT_ENB_CNF) !== 0 && !(before & Tn_INT_ENB_CNF));
   }
 
   /**
@@ -331,36 +332,41 @@ export class Hpet {
       t.valSetHighPending = periodic && setVal;
       t.config &= ~Tn_VAL_SET_CNF;
     }
-    this.arm(t);
-  }
-
-  /** Schedule the clock timer at the tick where the counter next matches the comparator. */
-  private arm(t: HpetTimer): void {
-    if (!this.enabled()) {
-      this.clock.cancel(t.clockTimer);
-      return;
-    }
-    const diff = this.ticksUntilMatch(t);
-    const ticksNow = this.elapsedTicks();
-    this.clock.arm(t.clockTimer, this.enabledNs + (ticksNow + diff) * COUNTER_TICK_NS);
+    this.arm(t, true);
   }
 
   /**
-   * Ticks until the counter equals the comparator. A comparator that is already behind the
-   * counter (signed difference <= 0) matches at the next tick, as QEMU does, rather than after a
-   * wrap of the counter (which in 64-bit mode would be never).
+   * Schedule the clock timer at the tick where the counter next equals the comparator.
+   *
+   * `lateFires`: when software has just written the comparator, enabled the timer's interrupt or
+   * started the counter, a comparator at or behind the counter (signed difference <= 0) matches at
+   * the next tick, as QEMU does, rather than after the counter wraps (in 64-bit mode: never). On
+   * other changes (a configuration write, a one-shot that has fired) only a real match counts.
    */
-  private ticksUntilMatch(t: HpetTimer): number {
+  private arm(t: HpetTimer, lateFires: boolean): void {
+    const ticks = this.enabled() ? this.ticksUntilMatch(t, lateFires) : Infinity;
+    if (ticks === Infinity) {
+      this.clock.cancel(t.clockTimer);
+      return;
+    }
+    this.clock.arm(t.clockTimer, this.enabledNs + (this.elapsedTicks() + ticks) * COUNTER_TICK_NS);
+  }
+
+  private ticksUntilMatch(t: HpetTimer, lateFires: boolean): number {
     const cntLo = this.counterLo();
     if (t.config & Tn_32MODE_CNF) {
       const d = (t.cmpLo - cntLo) | 0;
-      return d > 0 ? d : 1;
+      if (lateFires && d <= 0) return 1;
+      // Exact: the low half matches again within one wrap of the 32-bit counter.
+      const u = (t.cmpLo - cntLo) >>> 0;
+      return u === 0 ? TWO_32 : u;
     }
     const lo = t.cmpLo - cntLo;
     const borrow = lo < 0 ? 1 : 0;
     const hi = (t.cmpHi - this.counterHi() - borrow) | 0;
     const d = hi * TWO_32 + (lo + borrow * TWO_32);
-    return d > 0 ? d : 1;
+    if (d > 0) return d;
+    return lateFires ? 1 : Infinity;
   }
 
   private expire(n: number, at: number): void {
@@ -376,10 +382,10 @@ export class Hpet {
       const behind = Math.max(0, this.clock.now - at) / COUNTER_TICK_NS;
       const steps = 1 + Math.floor(behind / period);
       this.addToComparator(t, steps * period);
-      this.arm(t);
+      this.arm(t, false);
     } else if (t.config & Tn_32MODE_CNF) {
       // A 32-bit one-shot comparator matches again when the low half of the counter wraps.
-      this.clock.arm(t.clockTimer, at + TWO_32 * COUNTER_TICK_NS);
+      this.arm(t, false);
     }
   }
 

@@ -118,6 +118,22 @@ describe('hpet timers', () => {
     expect(rd64(TCMP(0))).toBe(BigInt(1500 + 500 * 13));
   });
 
+  it('does not fire a spent one-shot again when its configuration is rewritten', async () => {
+    const { m, rd, wr, wr64, edges } = await setup();
+    wr(TCONF(2), ENB | LEVEL | route(20));
+    wr64(TCMP(2), 10n);
+    wr(CONF, 1);
+    m.advance(1000);
+    expect(rd(STA)).toBe(4);
+    wr(STA, 4);
+    wr(TCONF(2), ENB | LEVEL | route(21)); // a new route, the same comparator behind the counter
+    wr(TCONF(2), LEVEL | route(21)); // and the disable NimbOS writes
+    wr(CONF, 3); // legacy routing toggled while counting
+    m.advance(100_000);
+    expect(rd(STA)).toBe(0);
+    expect(edges).toEqual([20]);
+  });
+
   it('routes timer 1 to IRQ8 under legacy replacement', async () => {
     const { m, wr, wr64, edges } = await setup();
     wr(TCONF(1), ENB | route(21));
