@@ -108,7 +108,7 @@ export class EptWalker {
   private readonly eAddr = new Float64Array(5);
   private readonly eLo = new Int32Array(5);
 
-  // Guest-physical translation cache, direct-mapped by guest page number.
+  // Guest-physical translation cache, direct-mapped by guest page number XOR top-table page number.
   private readonly cMask: number;
   private readonly cPage: Float64Array;
   private readonly cRoot: Float64Array;
@@ -165,7 +165,7 @@ export class EptWalker {
     const ep4ta = ep4taOf(eptp);
     if (this.cMask >= 0) {
       const page = Math.floor(gpa / 4096);
-      const i = page & this.cMask;
+      const i = (page ^ (ep4ta / 4096)) & this.cMask;
       if (this.cPage[i] === page && this.cRoot[i] === ep4ta) {
         const info = this.cInfo[i]!;
         // A cached entry serves the access only if it allows it and needs no A/D update.
@@ -271,7 +271,7 @@ export class EptWalker {
     last.pageBytes = bytes;
     if (this.cMask >= 0) {
       const page = Math.floor(gpa / 4096);
-      const i = page & this.cMask;
+      const i = (page ^ (ep4ta / 4096)) & this.cMask;
       this.cPage[i] = page;
       this.cRoot[i] = ep4ta;
       this.cHost[i] = hpa - (gpa % 4096);
