@@ -69,7 +69,7 @@ describe('EPT walk: violations and their exit qualification', () => {
   ) => {
     const s = setup();
     s.tables.map(0x2000, 0x6000, 0x1000, rights);
-    const hpa = s.ept.translate(s.tables.eptp(), req(0x2345, { linear: 0xffff_8000_1234_5345, ...access }));
+    const hpa = s.ept.translate(s.tables.eptp(), req(0x2345, { linear: 0x8000_1234_5345, ...access }));
     return { hpa, v: { ...s.ept.lastViolation }, s };
   };
 
@@ -86,7 +86,7 @@ describe('EPT walk: violations and their exit qualification', () => {
       gpa: 0x2345,
       qualification: q | Q_LINEAR_VALID | Q_TRANSLATION,
       misconfig: false,
-      linear: 0xffff_8000_1234_5345,
+      linear: 0x8000_1234_5345,
     });
   });
 
