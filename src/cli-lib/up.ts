@@ -137,6 +137,9 @@ export async function runUp(opts: UpOptions, io: UpIo = {}): Promise<number> {
   cleanup();
 
   const code = exitCodeFor(reason);
+  // On a terminal, stdout and stderr share the screen: start host lines on a line of their own.
+  const tty = (s: unknown) => (s as { isTTY?: boolean }).isTTY === true;
+  if (tty(stdout) && tty(stderr) && console_.lastByte >= 0 && console_.lastByte !== 0x0a) stderr.write('\n');
   const stats = loaded.stats();
   if (reason.kind === 'fault' && reason.state) stderr.write(reason.state.replace(/\n?$/, '\n'));
   if (reason.kind === 'plugin-error') {

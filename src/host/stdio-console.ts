@@ -75,6 +75,7 @@ const FLUSH_BYTES = 4096;
 
 export class StdioConsole implements ConsoleBackend {
   private _inputEnded = false;
+  private _lastByte = -1;
   private handler: ((data: Uint8Array) => void) | undefined;
   private pending: Uint8Array[] = [];
   private outBuf: Uint8Array[] = [];
@@ -100,6 +101,11 @@ export class StdioConsole implements ConsoleBackend {
       quit: () => this.onQuit(),
       help: () => this.stderr.write(`\n${ESCAPE_HELP}\n`),
     });
+  }
+
+  /** The last byte the guest wrote (-1 before any output): the CLI ends an unfinished line before its summary. */
+  get lastByte(): number {
+    return this._lastByte;
   }
 
   get inputEnded(): boolean {
@@ -147,7 +153,8 @@ export class StdioConsole implements ConsoleBackend {
    * byte would dominate the run. A newline, 4 KiB, or the next event-loop turn flushes.
    */
   write(data: Uint8Array): void {
-    if (this.outputBroken || this.closed) return;
+    if (this.outputBroken || this.closed || data.length === 0) return;
+    this._lastByte = data[data.length - 1]!;
     this.outBuf.push(data.slice());
     this.outLen += data.length;
     if (this.outLen >= FLUSH_BYTES || data.includes(0x0a)) this.flush();

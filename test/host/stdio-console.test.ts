@@ -123,3 +123,17 @@ describe('StdioConsole on a terminal', () => {
     expect(stdin.rawCalls).toEqual([]);
   });
 });
+
+describe('StdioConsole.lastByte', () => {
+  it('tracks the last byte the guest wrote', () => {
+    const con = new StdioConsole({ stdin: new PassThrough(), stdout: sinkStream() });
+    expect(con.lastByte).toBe(-1);
+    con.write(bytes('>> '));
+    expect(con.lastByte).toBe(0x20);
+    con.write(bytes(''));
+    expect(con.lastByte).toBe(0x20);
+    con.write(bytes('ok\n'));
+    expect(con.lastByte).toBe(0x0a);
+    con.close();
+  });
+});
