@@ -1,0 +1,168 @@
+/**
+ * The system-level test programs (guests/cputests) run two ways: bare under QEMU (the oracle; its
+ * transcripts are committed under expected/ so the comparison also runs where QEMU is absent) and
+ * under vmm on machines/pc-multiboot.yaml. Where QEMU's TCG departs from the SDM, the expectation
+ * replaces QEMU's line with the SDM's (QEMU_DIVERGENCES, each with the reason).
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { MemoryConsole, loadMachine, type StopReason } from '../../../../src/index.js';
+import type { BootEntry } from '../../../../src/core/cpu.js';
+import { runQemu, type QemuTranscript } from '../../../guests/qemu-oracle.js';
+
+export const ROOT = resolve(import.meta.dirname, '../../../..');
+export const MACHINE = resolve(ROOT, 'machines/pc-multiboot.yaml');
+export const EXPECTED_DIR = resolve(import.meta.dirname, 'expected');
+/** The isa-debug-exit status of a program that ran to its end (guests/cputests/lib.h EXIT_PASS). */
+export const PASS_STATUS = (0x10 << 1) | 1;
+/**
+ * QEMU's CPU for the oracle runs: the programs use SMEP, SMAP and 1 GiB pages unconditionally,
+ * which vmm's CPU model advertises; `-hypervisor` hides TCG's hypervisor bit.
+ */
+export const QEMU_CPU = 'qemu64,+smep,+smap,+pdpe1gb,-hypervisor';
+
+export interface CpuTest {
+  name: string;
+  /** The image, relative to the repository. */
+  image: string;
+}
+
+export const CPU_TESTS: readonly CpuTest[] = [{ name: 'long', image: 'guests/cputests/long.bin' }];
+
+export interface Divergence {
+  /** The line as QEMU prints it. */
+  qemu: string;
+  /** The line the SDM asks for (what vmm must print). */
+  sdm: string;
+  why: string;
+}
+
+const IDT_ERR =
+  'QEMU 7.2 TCG reports IDT gates as vector*16+2 in 64-bit mode; the SDM (6.13) says index = vector: vector*8+2';
+const NO_MSR_CHECK =
+  'QEMU TCG ignores this WRMSR/RDMSR instead of raising #GP(0) (SDM Vol. 4, Vol. 2B RDMSR/WRMSR)';
+
+export const QEMU_DIVERGENCES: Readonly<Record<string, readonly Divergence[]>> = {
+  long: [
+    {
+      qemu: '#UD with its gate not present: #NP err=0x62',
+      sdm: '#UD with its gate not present: #NP err=0x33',
+      why: `${IDT_ERR}; EXT (bit 0) is set because the #NP arose while delivering an exception (SDM 6.13)`,
+    },
+    {
+      qemu: 'ring 3 int3 (gate dpl 0): #GP err=0x32',
+      sdm: 'ring 3 int3 (gate dpl 0): #GP err=0x1a',
+      why: IDT_ERR,
+    },
+    {
+      qemu: 'ring 3 int 0x41 (gate dpl 0): #GP err=0x412',
+      sdm: 'ring 3 int 0x41 (gate dpl 0): #GP err=0x20a',
+      why: IDT_ERR,
+    },
+    {
+      qemu: 'rdmsr 0xc0001234 (unknown): no exception',
+      sdm: 'rdmsr 0xc0001234 (unknown): #GP err=0x0',
+      why: NO_MSR_CHECK,
+    },
+    {
+      qemu: 'wrmsr efer reserved bit 2: no exception',
+      sdm: 'wrmsr efer reserved bit 2: #GP err=0x0',
+      why: NO_MSR_CHECK,
+    },
+    {
+      qemu: 'wrmsr gs.base non-canonical: no exception',
+      sdm: 'wrmsr gs.base non-canonical: #GP err=0x0',
+      why: NO_MSR_CHECK,
+    },
+  ],
+};
+
+/** CR LF to LF, and no trailing blank line. */
+export const normalize = (text: string): string => text.replace(/\r\n/g, '\n').replace(/\n+$/, '\n');
+
+export const expectedFile = (t: CpuTest): string => resolve(EXPECTED_DIR, `${t.name}.txt`);
+
+/** QEMU's committed transcript with the SDM's lines in place of QEMU's known departures. */
+export function expectation(t: CpuTest, qemuText: string): string {
+  const lines = normalize(qemuText).split('\n');
+  for (const d of QEMU_DIVERGENCES[t.name] ?? []) {
+    const i = lines.indexOf(d.qemu);
+    if (i < 0) throw new Error(`${t.name}: the QEMU transcript no longer has the line "${d.qemu}"`);
+    lines[i] = d.sdm;
+  }
+  return lines.join('\n');
+}
+
+export function readExpected(t: CpuTest): string {
+  return readFileSync(expectedFile(t), 'latin1');
+}
+
+export async function runUnderQemu(t: CpuTest): Promise<QemuTranscript> {
+  return runQemu({
+    kernel: resolve(ROOT, t.image),
+    cpu: QEMU_CPU,
+    memory: '128M',
+    debugExit: true,
+    timeoutMs: 60_000,
+  });
+}
+
+export interface VmmRun {
+  text: string;
+  stop: StopReason;
+}
+
+/** Boots the program on machines/pc-multiboot.yaml and returns what COM1 printed. */
+export async function runUnderVmm(t: CpuTest): Promise<VmmRun> {
+  const console = new MemoryConsole();
+  const m = await loadMachine(MACHINE, {
+    shorthands: { kernel: resolve(ROOT, t.image) },
+    console,
+    noUserConfig: true,
+  });
+  try {
+    installBootEntryShim(m.machine.cpu);
+    // Safety nets only: a program ends by itself in well under a second of guest time.
+    const stop = await m.run({ virtualTimeoutNs: 20_000_000_000, wallTimeoutMs: 120_000 });
+    return { text: normalize(console.text()), stop };
+  } finally {
+    await m.dispose();
+  }
+}
+
+/**
+ * Until the x86-64 plugin implements CpuCore.setEntry, put the CPU in the Multiboot state through
+ * its own flat32 entry (enterFlat32) and set EAX/EBX. Remove once setEntry exists.
+ */
+function installBootEntryShim(cpu: unknown): void {
+  const c = cpu as {
+    setEntry?: (e: BootEntry) => void;
+    enterFlat32?: (eip: number) => void;
+    rl?: Int32Array;
+  };
+  if (c.setEntry || !c.enterFlat32 || !c.rl) return;
+  const { enterFlat32, rl } = c as { enterFlat32: (eip: number) => void; rl: Int32Array };
+  c.setEntry = (e: BootEntry) => {
+    enterFlat32.call(cpu, e.ip);
+    rl[0] = (e.regs?.eax ?? 0) | 0;
+    rl[3] = (e.regs?.ebx ?? 0) | 0;
+  };
+}
+
+/** Empty when equal; otherwise the first differing line with its neighbours. */
+export function firstDifference(expected: string, actual: string): string {
+  const a = expected.split('\n');
+  const b = actual.split('\n');
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    if (a[i] !== b[i]) {
+      const ctx = a.slice(Math.max(0, i - 2), i).map((l) => `    ${l}`);
+      return [
+        `first difference at line ${i + 1}:`,
+        ...ctx,
+        `  - expected: ${a[i] ?? '(end of output)'}`,
+        `  + vmm:      ${b[i] ?? '(end of output)'}`,
+      ].join('\n');
+    }
+  }
+  return '';
+}
