@@ -9,6 +9,7 @@ import type { PciHost } from '../devices/pci.js';
 import type { CpuCore, InterruptController } from './cpu.js';
 import type { GuestMemory } from './guest-memory.js';
 import type { NestedPaging } from './nested-paging.js';
+import type { Vmx } from '../../plugins/vmx/api.js';
 import { token } from './token.js';
 
 export const Tokens = {
@@ -35,6 +36,8 @@ export const Tokens = {
     'guest-memory',
     'guest-physical memory that loaders write (the VMM policy)',
   ),
+  /** Hardware virtualization for a VMM policy (vmx): VMCS, VM entry/exit, exit handler. */
+  Virtualization: token<Vmx>('virtualization', 'hardware virtualization (VMX): VMCS, VM entry and exit'),
 } as const;
 
 export type { Token } from './token.js';

@@ -4,6 +4,7 @@
  * and the capability MSRs. One definition of each; the vmx plugin, the ept plugin and the VMM
  * policies all import from here. Names follow the SDM.
  */
+import { IA32_VMX_EPT_VPID_CAP } from './ept.js';
 
 /** Capability MSR numbers (SDM Vol. 3C Appendix A; Vol. 4 Table 2-2). */
 export const VmxMsr = {
@@ -19,7 +20,7 @@ export const VmxMsr = {
   IA32_VMX_CR4_FIXED1: 0x489,
   IA32_VMX_VMCS_ENUM: 0x48a,
   IA32_VMX_PROCBASED_CTLS2: 0x48b,
-  IA32_VMX_EPT_VPID_CAP: 0x48c,
+  IA32_VMX_EPT_VPID_CAP: IA32_VMX_EPT_VPID_CAP,
   IA32_VMX_TRUE_PINBASED_CTLS: 0x48d,
   IA32_VMX_TRUE_PROCBASED_CTLS: 0x48e,
   IA32_VMX_TRUE_EXIT_CTLS: 0x48f,
@@ -64,25 +65,7 @@ export const VmxMisc = {
   INJECT_LEN0: 1 << 30,
 } as const;
 
-/** IA32_VMX_EPT_VPID_CAP bits (SDM Vol. 3C A.10). Bit numbers; bits 32+ are in the high half. */
-export const EptVpidCap = {
-  EXECUTE_ONLY: 0,
-  PAGE_WALK_4: 6,
-  MEMTYPE_UC: 8,
-  MEMTYPE_WB: 14,
-  PAGE_2M: 16,
-  PAGE_1G: 17,
-  INVEPT: 20,
-  ACCESSED_DIRTY: 21,
-  ADVANCED_VIOLATION_INFO: 22,
-  INVEPT_SINGLE_CONTEXT: 25,
-  INVEPT_ALL_CONTEXT: 26,
-  INVVPID: 32,
-  INVVPID_INDIVIDUAL_ADDRESS: 40,
-  INVVPID_SINGLE_CONTEXT: 41,
-  INVVPID_ALL_CONTEXT: 42,
-  INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS: 43,
-} as const;
+/* IA32_VMX_EPT_VPID_CAP bits and the EPT-violation qualification are in src/x86/ept.ts. */
 
 /** Pin-based VM-execution controls (SDM Vol. 3C 24.6.1, Table 24-5). */
 export const PinCtl = {
@@ -531,22 +514,6 @@ export const DrQual = {
   /** Bit 4: direction, 1 = MOV from DR. */
   FROM_DR: 1 << 4,
   GPR_SHIFT: 8,
-} as const;
-
-/** Exit qualification for EPT violations (SDM Vol. 3C 27.2.1, Table 27-7). */
-export const EptViolationQual = {
-  READ: 1 << 0,
-  WRITE: 1 << 1,
-  FETCH: 1 << 2,
-  READABLE: 1 << 3,
-  WRITABLE: 1 << 4,
-  EXECUTABLE: 1 << 5,
-  USER_EXECUTABLE: 1 << 6,
-  /** Bit 7: the guest-linear-address field is valid. */
-  LINEAR_VALID: 1 << 7,
-  /** Bit 8 (when bit 7 is set): 1 = the access was to the linear address's translation, 0 = a paging-structure access. */
-  LINEAR_TRANSLATION: 1 << 8,
-  NMI_UNBLOCKING: 1 << 12,
 } as const;
 
 /** VM-exit instruction-information field for INS/OUTS (SDM Vol. 3C 27.2.5, Table 27-8). */
