@@ -3,7 +3,7 @@
  * full architectural state as a plain object (getState/setState, BigInt-valued: not a hot path),
  * event injection, intercept hooks (cpu.hooks) and MSR ranges owned by other plugins.
  */
-import type { CpuCore } from '../../src/core/cpu.js';
+import type { BootEntry, CpuCore } from '../../src/core/cpu.js';
 import { EventType, VECTOR_NAMES } from '../../src/x86/exceptions.js';
 import { MSR, PAT_RESET } from '../../src/x86/msr.js';
 import { CR0_RESET, DR6_RESET, DR7_RESET, REG_NAMES, RFLAGS, SEG_NAMES } from '../../src/x86/regs.js';
@@ -152,6 +152,49 @@ export class X86_64 extends X86Cpu implements CpuCore {
     this.refreshSegOk();
     this.flushTlb();
     this.rip = eip >>> 0;
+  }
+
+  /** A loader's boot state (src/core/cpu.ts BootEntry), applied after reset. */
+  setEntry(entry: BootEntry): void {
+    if (entry.mode === 'real') {
+      const cs = entry.cs ?? 0;
+      this.setSeg(
+        CS,
+        cs,
+        cs << 4,
+        0xffff,
+        SegAttr.P | SegAttr.S | SegAttr.CODE | SegAttr.RW | SegAttr.ACCESSED,
+      );
+      this.updateMode();
+      this.rip = entry.ip & 0xffff;
+    } else {
+      this.enterFlat32(entry.ip);
+      if (entry.mode === 'long') {
+        // 64-bit mode on the loader's tables: PAE + LME/LMA + PG, a 64-bit flat code segment.
+        this.cr4 |= 0x20;
+        this.cr3 = entry.cr3 ?? 0;
+        this.efer |= 0x500;
+        this.cr0 |= 0x8000_0000;
+        this.setSeg(
+          CS,
+          0x08,
+          0,
+          0xffffffff,
+          SegAttr.P | SegAttr.S | SegAttr.CODE | SegAttr.RW | SegAttr.ACCESSED | SegAttr.L | SegAttr.G,
+        );
+        this.updateMode();
+        this.flushTlb();
+        this.rip = entry.ip;
+      }
+    }
+    const names = ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi'] as const;
+    names.forEach((n, i) => {
+      const v = entry.regs?.[n];
+      if (v !== undefined) {
+        this.rl[i] = v | 0;
+        this.rh[i] = 0;
+      }
+    });
   }
 
   getState(): ArchState {

@@ -112,6 +112,7 @@ export default definePlugin({
     return Object.assign(cpu, {
       attach() {
         cpu.intc = ctx.tryGet(Tokens.InterruptController);
+        cpu.intc?.connectCpu?.(cpu);
         cpu.apic = ctx.tryGet(Tokens.LocalApic);
         if (cpu.apic !== undefined && !features.includes('apic')) features.push('apic');
       },

@@ -136,9 +136,11 @@ export class X86Cpu extends CpuSystem {
       while (n-- > 0) {
         this.ip0 = this._rip;
         this.jmp = false;
+        const tf = this.fl & RFLAGS.TF;
         this.step();
         if (!this.jmp) this._rip = this.nextRip();
         this.icount++;
+        if (tf !== 0 || this.dbPending) this.singleStepTrap(tf !== 0);
         if (this.eventCheck) return;
       }
     } catch (e) {
@@ -149,6 +151,31 @@ export class X86Cpu extends CpuSystem {
       this.raiseException(this.fVec, this.fErr, EventType.HardwareException, 0);
       this.invalidateFetch();
     }
+  }
+
+  /** A single-step #DB is owed after the next instruction (TF was set on a MOV SS / POP SS). */
+  dbPending = false;
+  /** The current instruction loaded SS (MOV/POP SS) with TF set: its trap waits one instruction. */
+  movSsNow = false;
+  /** The current instruction was INT n/INT3/INTO with TF set: no single-step trap follows it. */
+  softIntNow = false;
+
+  /** The single-step trap after an instruction that began with TF=1 (SDM Vol. 3B 17.3.1.4). */
+  private singleStepTrap(tf: boolean): void {
+    if (this.softIntNow) {
+      this.softIntNow = false;
+      return;
+    }
+    if (this.movSsNow) {
+      this.movSsNow = false;
+      if (tf) this.dbPending = true;
+      return;
+    }
+    this.dbPending = false;
+    this.dr[6] = (this.dr[6] | 0x4000) >>> 0;
+    this.raiseException(Vector.DB, -1, EventType.HardwareException, 0);
+    this.invalidateFetch();
+    this.eventCheck = true;
   }
 
   /** Look at pending events at an instruction boundary; returns true when run() must return. */
@@ -1257,6 +1284,7 @@ export class X86Cpu extends CpuSystem {
         if (b === 0x17) {
           this.shadow = 1;
           this.eventCheck = true;
+          if (this.fl & RFLAGS.TF) this.movSsNow = true;
         }
         return;
       }
@@ -1524,6 +1552,7 @@ export class X86Cpu extends CpuSystem {
         if (sr === SS) {
           this.shadow = 1;
           this.eventCheck = true;
+          if (this.fl & RFLAGS.TF) this.movSsNow = true;
         }
         return;
       }
@@ -2262,6 +2291,7 @@ export class X86Cpu extends CpuSystem {
   }
 
   private softInt(vec: number, type: EventType): void {
+    if (this.fl & RFLAGS.TF) this.softIntNow = true;
     this.raiseException(vec, -1, type, this.ilen);
     this.invalidateFetch();
     this.eventCheck = true;

@@ -351,6 +351,10 @@ export class CpuSystem extends CpuCoreBase {
       this.rip = offLo >>> 0;
       return;
     }
+    if (this.isCallGate(sel)) {
+      this.throughGate(sel, false, 0, 0, 0);
+      return;
+    }
     const attr = this.checkCodeDesc(sel, 0);
     const dpl = (attr >> 5) & 3;
     const rpl = sel & 3;
@@ -361,6 +365,157 @@ export class CpuSystem extends CpuCoreBase {
     this.checkFarTarget(attr, offLo, offHi);
     this.loadCs(sel, attr, this.cpl);
     this.setFarRip(offLo, offHi);
+  }
+
+  /** Whether a selector names a call gate (peeks at the descriptor; faults as a CS load would). */
+  private isCallGate(sel: number): boolean {
+    if ((sel & 0xfffc) === 0) return false;
+    if (!this.readDescriptor(sel)) this.gp(sel & 0xfffc);
+    const a = this.descAttr();
+    if (a & SegAttr.S) return false;
+    const t = a & 0xf;
+    if (this.lma) return t === SysType.CALL_GATE;
+    return t === SysType.CALL_GATE || t === SysType.CALL_GATE16;
+  }
+
+  /**
+   * Far CALL/JMP through a call gate (SDM Vol. 3A 5.8.3-5.8.6, 5.8.3.1 for IA-32e mode): checks,
+   * an inner-privilege CALL switches to the TSS stack and copies the gate's parameters.
+   */
+  private throughGate(sel: number, call: boolean, _osz: number, retLo: number, retHi: number): void {
+    const wide = this.lma;
+    if (!this.readDescriptor(sel, wide)) this.gp(sel & 0xfffc);
+    const lo = this.dLo,
+      hi = this.dHi;
+    const gdpl = (hi >>> 13) & 3;
+    if (gdpl < this.cpl || gdpl < (sel & 3)) this.gp(sel & 0xfffc);
+    if ((hi & 0x8000) === 0) this.fault(Vector.NP, sel & 0xfffc);
+    if (wide && ((this.dHi2 >>> 8) & 0x1f) !== 0) this.gp(sel & 0xfffc);
+    const gate32 = ((hi >>> 8) & 0xf) === SysType.CALL_GATE;
+    const params = hi & 0x1f;
+    const csSel = lo >>> 16;
+    const offLo = gate32 ? (lo & 0xffff) | (hi & 0xffff0000) : lo & 0xffff;
+    const offHi = wide ? this.dHi2 : 0;
+    if ((csSel & 0xfffc) === 0) this.gp(0);
+    if (!this.readDescriptor(csSel)) this.gp(csSel & 0xfffc);
+    const attr = this.descAttr();
+    const dpl = (attr >> 5) & 3;
+    if ((attr & 0x18) !== 0x18 || dpl > this.cpl) this.gp(csSel & 0xfffc);
+    if (wide && (!(attr & SegAttr.L) || attr & SegAttr.DB)) this.gp(csSel & 0xfffc);
+    if ((attr & SegAttr.P) === 0) this.fault(Vector.NP, csSel & 0xfffc);
+    const conforming = (attr & SegAttr.DC) !== 0;
+    if (!call) {
+      if (!conforming && dpl !== this.cpl) this.gp(csSel & 0xfffc);
+      this.checkFarTarget(attr, offLo, offHi);
+      this.loadCs(csSel, attr, this.cpl);
+      this.setFarRip(offLo, offHi);
+      return;
+    }
+    const csLo = this.dLo,
+      csHi = this.dHi,
+      csAddr = this.dAddr;
+    const size = wide ? 8 : gate32 ? 4 : 2;
+    const oldCs = this.sSel[CS];
+    if (conforming || dpl === this.cpl) {
+      const save = this.rl[4],
+        saveh = this.rh[4];
+      try {
+        this.push(oldCs, 0, size);
+        this.push(retLo, retHi, size);
+      } catch (e) {
+        this.rl[4] = save;
+        this.rh[4] = saveh;
+        throw e;
+      }
+      this.dLo = csLo;
+      this.dHi = csHi;
+      this.dAddr = csAddr;
+      this.checkFarTarget(attr, offLo, offHi);
+      this.loadCs(csSel, attr, this.cpl);
+      this.setFarRip(offLo, offHi);
+      return;
+    }
+    // More privileged: new stack from the TSS.
+    const oldSs = this.sSel[SS],
+      oldSpLo = this.rl[4],
+      oldSpHi = this.rh[4];
+    if (wide) {
+      const off = 4 + dpl * 8;
+      if (off + 7 > this.trLimit) this.fault(Vector.TS, this.trSel & 0xfffc);
+      let sl = this.sysRead32((this.trBase + off) % TWO48);
+      let sh = this.sysRead32((this.trBase + off + 4) % TWO48);
+      const frame = [oldSs, oldSpLo, oldCs, retLo];
+      const frameHi = [0, oldSpHi, 0, retHi];
+      for (let k = 0; k < 4; k++) {
+        const x = (sl >>> 0) - 8;
+        if (x < 0) sh = (sh - 1) | 0;
+        sl = x | 0;
+        if ((sh + 0x8000) >>> 16 !== 0) this.fault(Vector.SS, 0);
+        this.implicitAccess = true;
+        try {
+          this.writeSlow((sh & 0xffff) * TWO32 + (sl >>> 0), 8, frame[k], frameHi[k]);
+        } finally {
+          this.implicitAccess = false;
+        }
+      }
+      this.dLo = csLo;
+      this.dHi = csHi;
+      this.dAddr = csAddr;
+      this.checkFarTarget(attr, offLo, offHi);
+      this.setSeg(SS, dpl, 0, 0, SegAttr.UNUSABLE | (dpl << 5) | SegAttr.DB);
+      this.loadCs(csSel, attr, dpl);
+      this.rl[4] = sl;
+      this.rh[4] = sh;
+      this.setFarRip(offLo, offHi);
+      return;
+    }
+    const st = this.tssStack(dpl, 0);
+    this.checkStackSeg(st.sel, dpl, attr, 0);
+    const ssAttr = this.descAttr(),
+      ssBase = this.descBase(),
+      ssLimit = this.descLimit();
+    const ssLo = this.dLo,
+      ssHi = this.dHi,
+      ssAddr = this.dAddr;
+    const b32 = (ssAttr & SegAttr.DB) !== 0;
+    // Parameters come from the old stack (read before anything changes).
+    const args: number[] = [];
+    for (let i = params - 1; i >= 0; i--) {
+      const off = this.ss32 ? (oldSpLo + i * size) >>> 0 : (oldSpLo + i * size) & 0xffff;
+      args.push(this.readN(this.segLin(SS, off, 0, size, false), size));
+    }
+    let sp = b32 ? st.sp : st.sp & 0xffff;
+    const w = (v: number): void => {
+      sp = b32 ? (sp - size) >>> 0 : (sp - size) & 0xffff;
+      this.implicitAccess = true;
+      try {
+        this.writeSlow((ssBase + sp) % TWO32, size, v, 0);
+      } finally {
+        this.implicitAccess = false;
+      }
+    };
+    w(oldSs);
+    w(oldSpLo);
+    for (const a of args) w(a);
+    w(oldCs);
+    w(retLo);
+    if (offLo >>> 0 > this.descLimitOf(csHi, csLo)) this.gp(0);
+    this.dLo = ssLo;
+    this.dHi = ssHi;
+    this.dAddr = ssAddr;
+    this.markAccessed();
+    this.setSeg(SS, (st.sel & 0xfffc) | dpl, ssBase, ssLimit, ssAttr | SegAttr.ACCESSED);
+    this.rl[4] = b32 ? sp | 0 : (this.rl[4] & ~0xffff) | sp;
+    this.dLo = csLo;
+    this.dHi = csHi;
+    this.dAddr = csAddr;
+    this.loadCs(csSel, attr, dpl);
+    this.rip = offLo >>> 0;
+  }
+
+  private descLimitOf(hi: number, lo: number): number {
+    const raw = (lo & 0xffff) | (hi & 0xf0000);
+    return hi & 0x800000 ? ((raw << 12) | 0xfff) >>> 0 : raw;
   }
 
   /** The target offset must fit the new code segment (checked before anything changes). */
@@ -377,6 +532,10 @@ export class CpuSystem extends CpuCoreBase {
       this.push(retLo, retHi, osz);
       this.loadSeg(CS, sel);
       this.rip = offLo >>> 0;
+      return;
+    }
+    if (this.isCallGate(sel)) {
+      this.throughGate(sel, true, osz, retLo, retHi);
       return;
     }
     const attr = this.checkCodeDesc(sel, 0);
@@ -513,6 +672,7 @@ export class CpuSystem extends CpuCoreBase {
       if ((nh + 0x8000) >>> 16 !== 0) this.fault(Vector.SS, 0);
       const lin = (nh & 0xffff) * TWO32 + (nl >>> 0);
       if (size === 8) this.write64(lin, lo, hi);
+      else if (size === 4) this.write32(lin, lo);
       else this.write16(lin, lo);
       this.rl[4] = nl;
       this.rh[4] = nh;
