@@ -47,19 +47,21 @@ export async function ensureBuilt(): Promise<void> {
       continue;
     }
     try {
-      // tsc emits even when it reports type errors (those are the typecheck step's business).
-      const tsc = spawnSync(
-        process.execPath,
-        [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
-        {
+      // The steps of `npm run build`, except that a failing tsc does not stop the rest: tsc emits
+      // even when it reports type errors (which are the typecheck step's business).
+      const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+        scripts: Record<string, string>;
+      };
+      for (const step of pkg.scripts.build!.split('&&').map((x) => x.trim())) {
+        const r = spawnSync('sh', ['-c', step], {
           cwd: ROOT,
           encoding: 'utf8',
-        },
-      );
-      if (!fs.existsSync(BUILT)) throw new Error(`build failed:\n${tsc.stdout}${tsc.stderr}`);
+          env: { ...process.env, PATH: `${path.join(ROOT, 'node_modules/.bin')}:${process.env.PATH ?? ''}` },
+        });
+        if (r.status !== 0 && !(step.startsWith('tsc ') && fs.existsSync(BUILT)))
+          throw new Error(`build step failed: ${step}\n${r.stdout}${r.stderr}`);
+      }
       fs.utimesSync(BUILT, new Date(), new Date());
-      const man = spawnSync(process.execPath, ['scripts/manifest.mjs'], { cwd: ROOT, encoding: 'utf8' });
-      if (man.status !== 0) throw new Error(`manifest failed:\n${man.stderr}`);
       return;
     } finally {
       fs.rmSync(LOCK, { recursive: true, force: true });
