@@ -36,6 +36,13 @@ describe('vmm validate', () => {
     expect(j.plugins[1]!.settings).toEqual({ ticks: 3, 'period-us': 500, code: 0, 'fail-at': 0 });
   });
 
+  it("works on the plugin guide's custom device example", async () => {
+    const r = await runCli(['validate', 'docs/examples/port-io-counter/machine.yaml']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^   └─ post-codes: port-io-counter .*\n.*at host\.devices\[0\]\n/m);
+    expect(r.stdout).toContain('base: 128 (0x80)\n');
+  });
+
   it('reports every error with exit code 2 and prints no tree', async () => {
     const r = await runCli(['validate', 'test/fixtures/cli/bad.yaml']);
     expect(r.code).toBe(2);
