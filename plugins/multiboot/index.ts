@@ -21,7 +21,9 @@ export default definePlugin({
   description: 'loads a Multiboot 1 kernel and its modules and starts the CPU as a Multiboot loader would',
   needs: [Tokens.Cpu],
   settings: z.object({
-    kernel: filePath().describe('the kernel image (ELF32, ELF64, or with the a.out kludge)'),
+    kernel: filePath().describe(
+      'the kernel image (ELF32, ELF64, or with the a.out kludge); on the command line --kernel FILE',
+    ),
     cmdline: z.string().default('').describe('the kernel command line'),
     modules: fileList().describe('modules: "FILE [ARGS]" each; on the command line --initrd a,b'),
     'loader-name': z.string().default('vmm').describe('boot_loader_name in the information structure'),

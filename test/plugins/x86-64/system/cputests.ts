@@ -113,10 +113,13 @@ export interface VmmRun {
 }
 
 /** Boots the program on machines/pc-multiboot.yaml and returns what COM1 printed. */
-export async function runUnderVmm(t: CpuTest): Promise<VmmRun> {
+export async function runUnderVmm(
+  t: CpuTest,
+  shorthands: Readonly<Record<string, string>> = {},
+): Promise<VmmRun> {
   const console = new MemoryConsole();
   const m = await loadMachine(MACHINE, {
-    shorthands: { kernel: resolve(ROOT, t.image) },
+    shorthands: { kernel: resolve(ROOT, t.image), ...shorthands },
     console,
     noUserConfig: true,
   });
