@@ -94,5 +94,7 @@ The exit code is the guest's power-off code; 124 on timeout, 2 for bad input.`;
       },
       { signals: true },
     );
+    // The machine is gone; if a plugin left a handle open (a timer, a socket), do not hang on it.
+    setTimeout(() => process.exit(), 2000).unref();
   }
 }
