@@ -7,7 +7,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { MemoryConsole, loadMachine, type StopReason } from '../../../../src/index.js';
-import type { BootEntry } from '../../../../src/core/cpu.js';
 import { runQemu, type QemuTranscript } from '../../../guests/qemu-oracle.js';
 
 export const ROOT = resolve(import.meta.dirname, '../../../..');
@@ -124,32 +123,12 @@ export async function runUnderVmm(
     noUserConfig: true,
   });
   try {
-    installBootEntryShim(m.machine.cpu);
     // Safety nets only: a program ends by itself in well under a second of guest time.
     const stop = await m.run({ virtualTimeoutNs: 20_000_000_000, wallTimeoutMs: 120_000 });
     return { text: normalize(console.text()), stop };
   } finally {
     await m.dispose();
   }
-}
-
-/**
- * Until the x86-64 plugin implements CpuCore.setEntry, put the CPU in the Multiboot state through
- * its own flat32 entry (enterFlat32) and set EAX/EBX. Remove once setEntry exists.
- */
-function installBootEntryShim(cpu: unknown): void {
-  const c = cpu as {
-    setEntry?: (e: BootEntry) => void;
-    enterFlat32?: (eip: number) => void;
-    rl?: Int32Array;
-  };
-  if (c.setEntry || !c.enterFlat32 || !c.rl) return;
-  const { enterFlat32, rl } = c as { enterFlat32: (eip: number) => void; rl: Int32Array };
-  c.setEntry = (e: BootEntry) => {
-    enterFlat32.call(cpu, e.ip);
-    rl[0] = (e.regs?.eax ?? 0) | 0;
-    rl[3] = (e.regs?.ebx ?? 0) | 0;
-  };
 }
 
 /** Empty when equal; otherwise the first differing line with its neighbours. */
