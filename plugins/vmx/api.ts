@@ -47,7 +47,10 @@ export interface Vmx {
   vmread(field: number): bigint | undefined;
   /** VMREAD, low 32 bits as an unsigned number; NaN for an unsupported field. No other check (fast). */
   vmread32(field: number): number;
-  /** VMWRITE: 0 on success, else the VM-instruction error (12 unsupported, 13 read-only). */
+  /**
+   * VMWRITE: 0 on success, else the VM-instruction error (12 unsupported, 13 read-only). A number is
+   * taken as a signed integer (sign-extended to 64 bits): write 32-bit masks as `x >>> 0`.
+   */
   vmwrite(field: number, value: bigint | number): number;
   /** VMWRITE of a 64-bit field from two 32-bit halves. */
   vmwrite64(field: number, lo: number, hi: number): number;

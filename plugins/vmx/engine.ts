@@ -816,7 +816,7 @@ export class VmxEngine implements Vmx {
 
   setDefaultHostState(): void {
     const c = this.caps;
-    this.vmwrite(F.HostCr0, c.cr0Fixed0 | CR0.ET | CR0.WP);
+    this.vmwrite(F.HostCr0, (c.cr0Fixed0 | CR0.ET | CR0.WP) >>> 0);
     this.vmwrite(F.HostCr4, c.cr4Fixed0 | CR4.PAE);
     this.vmwrite(F.HostCr3, 0x1000);
     this.vmwrite(F.HostCsSelector, 0x08);
