@@ -24,7 +24,10 @@ export default definePlugin({
     kernel: filePath().describe(
       'the kernel image (ELF32, ELF64, or with the a.out kludge); on the command line --kernel FILE',
     ),
-    cmdline: z.string().default('').describe('the kernel command line'),
+    cmdline: z
+      .string()
+      .default('')
+      .describe('the kernel command line (the kernel sees "FILE-NAME ARGS", as with GRUB and QEMU)'),
     modules: fileList().describe('modules: "FILE [ARGS]" each; on the command line --initrd a,b'),
     'loader-name': z.string().default('vmm').describe('boot_loader_name in the information structure'),
   }),
@@ -88,7 +91,8 @@ export default definePlugin({
           at: next,
           lowTop,
           highSize: Math.max(0, mem - lowTop),
-          cmdline: s.cmdline,
+          // GRUB and QEMU put the kernel's name first; kernels skip the first word.
+          cmdline: s.cmdline ? `${basename(s.kernel)} ${s.cmdline}` : basename(s.kernel),
           modules,
           loaderName: s['loader-name'],
         });

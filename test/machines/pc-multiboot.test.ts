@@ -42,7 +42,7 @@ describe('machines/pc-multiboot.yaml', () => {
     expect(normalize(text)).toBe(
       [
         'echo: magic=0x2badb002',
-        'cmdline: [console=ttyS0 exit=5]',
+        'cmdline: [echo.elf console=ttyS0 exit=5]',
         'modules: 2',
         `module 0: [${join(dir, 'first.txt')} arg=1] 13 bytes, page aligned: yes, starts [first module]`,
         `module 1: [${join(dir, 'second.txt')}] 7 bytes, page aligned: yes, starts [second]`,

@@ -116,7 +116,7 @@ describe('multiboot loader', () => {
     expect(u32(bus, mbi + 8)).toBe(31 * 1024); // 32 MiB - 1 MiB, in KiB
     const cmd = u32(bus, mbi + 16);
     expect(new TextDecoder().decode(bus.readBytes(cmd, 40)).split('\0').slice(0, 2)).toEqual([
-      'scale=10 console=ttyS0',
+      'kernel.bin scale=10 console=ttyS0',
       'vmm', // the boot loader name follows
     ]);
     // Memory map: size field 20, then base, length, type; the last entry is RAM above 1 MiB.
