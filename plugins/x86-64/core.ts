@@ -82,7 +82,10 @@ export class CpuCoreBase {
   set rip(v: number) {
     this._rip = v;
     this.jmp = true;
+    this.seq = false;
   }
+  /** The next instruction starts where the fetch window stands (no transfer since the last one). */
+  seq = false;
   /** RFLAGS except the six status flags while `lfOp` is not None. Bit 1 always set. */
   fl = 2;
 

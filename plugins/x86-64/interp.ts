@@ -138,7 +138,10 @@ export class X86Cpu extends CpuSystem {
         this.jmp = false;
         const tf = this.fl & RFLAGS.TF;
         this.step();
-        if (!this.jmp) this._rip = this.nextRip();
+        if (!this.jmp) {
+          this._rip = this.nextRip();
+          this.seq = true;
+        }
         this.icount++;
         if (tf !== 0 || this.dbPending) this.singleStepTrap(tf !== 0);
         if (this.eventCheck) return;
@@ -1093,7 +1096,9 @@ export class X86Cpu extends CpuSystem {
   // =============================================================================================
 
   step(): void {
-    this.beginFetch();
+    // Straight-line code continues in the same fetch window without recomputing RIP's address.
+    if (this.seq && this.fLin0 === this.fLin0) this.iStart = this.fPos;
+    else this.beginFetch();
     let b = this.fetch8();
     const m64 = this.mode64;
     let osz16 = false,
