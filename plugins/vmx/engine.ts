@@ -1068,7 +1068,13 @@ export class VmxEngine implements Vmx {
     return this.vmexit(ExitReason.ExceptionOrNmi, qual, e.length);
   };
 
-  private readonly onExternalInterrupt = (): boolean => this.externalInterruptExit();
+  private readonly onExternalInterrupt = (): boolean => this.boundaryExit(this.externalInterruptExit());
+
+  /** An exit taken at an instruction boundary resumes there: the next boundary follows an instruction. */
+  private boundaryExit(r: boolean): boolean {
+    this.mtfSkip = false;
+    return r;
+  }
 
   private externalInterruptExit(): boolean {
     const v = this.vmcs;
@@ -1082,7 +1088,7 @@ export class VmxEngine implements Vmx {
 
   private readonly onInterruptWindow = (): boolean => {
     this.vmcs.lo[S_INTR] = 0;
-    return this.vmexit(ExitReason.InterruptWindow, 0, 0);
+    return this.boundaryExit(this.vmexit(ExitReason.InterruptWindow, 0, 0));
   };
 
   private readonly onTranslate = (r: TranslateRequest): number => {
@@ -1118,7 +1124,9 @@ export class VmxEngine implements Vmx {
   };
 
   /** Asynchronous exits at an instruction boundary, in the priority order of SDM 26.7 / 6.9. */
-  private readonly onBoundary = (): boolean => {
+  private readonly onBoundary = (): boolean => this.boundaryExit(this.boundaryEvents());
+
+  private boundaryEvents(): boolean {
     if (!this._inGuest) return false;
     const cpu = this.cpu;
     const proc = this.proc;
@@ -1157,7 +1165,7 @@ export class VmxEngine implements Vmx {
     )
       return this.externalInterruptExit();
     return false;
-  };
+  }
 
   /** Track the event being delivered (for IDT-vectoring information) and wake on interrupts. */
   private wrapCpu(): void {

@@ -65,6 +65,12 @@ export function bench(opts: { hide?: string[]; vmwriteAny?: boolean } = {}): Ben
   });
   const vmx = new VmxEngine({ cpu: m.cpu, caps, clock: m.clock, nested: ept });
   const b: Bench = { m, vmx, ept, exits: [] };
+  // A flat GDT at 0x9000: null, code 0x08, data 0x10.
+  const dv = new DataView(m.ram.buffer);
+  dv.setUint32(0x9008, 0x0000ffff, true);
+  dv.setUint32(0x900c, 0x00cf9b00, true);
+  dv.setUint32(0x9010, 0x0000ffff, true);
+  dv.setUint32(0x9014, 0x00cf9300, true);
   validGuest(vmx);
   return b;
 }
@@ -102,7 +108,8 @@ export function validGuest(vmx: VmxEngine): void {
   w(F.GuestLdtrAccessRights, 0x10000);
   w(F.GuestTrAccessRights, 0x8b);
   w(F.GuestTrLimit, 0x67);
-  w(F.GuestGdtrLimit, 0xffff);
+  w(F.GuestGdtrLimit, 0x17);
+  w(F.GuestGdtrBase, 0x9000);
   w(F.GuestIdtrLimit, 0x7ff);
   w(F.GuestIdtrBase, 0x8000);
   w(F.GuestRsp, 0x7000);
