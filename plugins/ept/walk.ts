@@ -23,6 +23,33 @@ import {
 } from '../../src/x86/ept.js';
 import type { TranslateRequest } from '../x86-64/hooks.js';
 
+// Module-local copies of the imported constants: a hot path must not read them through a
+// module namespace (transpiled imports become property getters under jiti and vite-node).
+const READ = EPTE.READ;
+const WRITE = EPTE.WRITE;
+const EXECUTE = EPTE.EXECUTE;
+const RWX = EPTE_RWX;
+const PAGE_SIZE_BIT = EPTE.PAGE_SIZE;
+const MEMTYPE = EPTE.MEMTYPE;
+const MEMTYPE_SHIFT = EPTE_MEMTYPE_SHIFT;
+const IGNORE_PAT = EPTE.IGNORE_PAT;
+const ACCESSED = EPTE.ACCESSED;
+const DIRTY = EPTE.DIRTY;
+const HI_ADDRESS = EPTE_HI_ADDRESS;
+const RSVD_PML4E = EPTE_RESERVED.PML4E;
+const RSVD_TABLE = EPTE_RESERVED.TABLE;
+const RSVD_1G = EPTE_RESERVED.PAGE_1G;
+const RSVD_2M = EPTE_RESERVED.PAGE_2M;
+const RSVD_4K = EPTE_RESERVED.PAGE_4K;
+const EPTP_AD = EPTP.ACCESS_DIRTY;
+const WALK_SHIFT = EPTP_WALK_LENGTH_SHIFT;
+const PERM_SHIFT = EPT_VIOLATION_PERM_SHIFT;
+const Q_READ = EptViolation.DATA_READ;
+const Q_WRITE = EptViolation.DATA_WRITE;
+const Q_FETCH = EptViolation.INSTRUCTION_FETCH;
+const Q_LINEAR_VALID = EptViolation.LINEAR_VALID;
+const Q_LINEAR_TRANSLATION = EptViolation.LINEAR_TRANSLATION;
+
 const TWO32 = 4294967296;
 /** Bytes covered by one entry at each level: 4 KiB (PTE) up to 256 TiB (PML5E). */
 const LEVEL_BYTES = [2 ** 12, 2 ** 21, 2 ** 30, 2 ** 39, 2 ** 48];
@@ -119,7 +146,7 @@ export class EptWalker {
     this.bus = bus;
     this.features = { ...features };
     const m = features.maxPhysAddr;
-    this.rsvdHi = m >= 52 ? 0 : EPTE_HI_ADDRESS & ~(2 ** (m - 32) - 1);
+    this.rsvdHi = m >= 52 ? 0 : HI_ADDRESS & ~(2 ** (m - 32) - 1);
     const n = features.cacheEntries;
     if (n !== 0 && (n & (n - 1)) !== 0) throw new RangeError(`EPT cache size ${n} is not a power of two`);
     this.cMask = n - 1;
@@ -158,10 +185,10 @@ export class EptWalker {
    */
   translate(eptp: number, r: TranslateRequest): number {
     const gpa = r.gpa;
-    const ad = (eptp & EPTP.ACCESS_DIRTY) !== 0 && this.features.accessDirty;
+    const ad = (eptp & EPTP_AD) !== 0 && this.features.accessDirty;
     // With EPT A/D enabled, the CPU's own accesses to guest paging structures count as writes (28.3.3.2).
     const writeLike = r.write || (r.walk && ad);
-    const need = r.fetch ? EPTE.EXECUTE : writeLike ? EPTE.WRITE : EPTE.READ;
+    const need = r.fetch ? EXECUTE : writeLike ? WRITE : READ;
     const ep4ta = ep4taOf(eptp);
     if (this.cMask >= 0) {
       const page = Math.floor(gpa / 4096);
@@ -178,7 +205,7 @@ export class EptWalker {
           const last = this.last;
           last.memType = (info >> INFO_MEMTYPE_SHIFT) & 7;
           last.ignorePat = (info & INFO_IGNORE_PAT) !== 0;
-          last.perms = info & EPTE_RWX;
+          last.perms = info & RWX;
           last.pageBytes = LEVEL_BYTES[info >> INFO_LEVEL_SHIFT]!;
           return this.cHost[i]! + (gpa % 4096);
         }
@@ -198,14 +225,14 @@ export class EptWalker {
     this.stats.walks++;
     const gpa = r.gpa;
     const f = this.features;
-    const levels = ((eptp >>> EPTP_WALK_LENGTH_SHIFT) & 7) + 1;
+    const levels = ((eptp >>> WALK_SHIFT) & 7) + 1;
     // An EPTP that VM entry refuses (26.2.1.1) cannot be in use; should one get here, report a
     // misconfiguration rather than walk a structure of undefined shape.
     if (levels !== 4 && !(levels === 5 && f.walkLength5)) return this.misconfig(gpa);
     let tableLo = ep4ta % TWO32;
     let tableHi = Math.floor(ep4ta / TWO32);
     let level = levels - 1;
-    let perm = EPTE_RWX;
+    let perm = RWX;
     let n = 0;
     let lo = 0;
     let hi = 0;
@@ -217,56 +244,55 @@ export class EptWalker {
       this.eAddr[n] = addr;
       this.eLo[n] = lo;
       n++;
-      const rwx = lo & EPTE_RWX;
+      const rwx = lo & RWX;
       perm &= rwx;
       // Not present (bits 2:0 = 000b): a violation, whatever the other bits hold.
       if (rwx === 0) return this.violation(r, 0, ad);
       // Write without read, or execute-only where unsupported (28.3.3.1).
-      if ((lo & EPTE.READ) === 0 && ((lo & EPTE.WRITE) !== 0 || !f.executeOnly)) return this.misconfig(gpa);
+      if ((lo & READ) === 0 && ((lo & WRITE) !== 0 || !f.executeOnly)) return this.misconfig(gpa);
       if (hi & this.rsvdHi) return this.misconfig(gpa);
       let leaf = level === 0;
-      if (level > 0 && lo & EPTE.PAGE_SIZE) {
+      if (level > 0 && lo & PAGE_SIZE_BIT) {
         // Bit 7 maps a page in a PDPTE/PDE when that page size is supported; otherwise it is reserved.
         if ((level === 1 && f.page2M) || (level === 2 && f.page1G)) leaf = true;
         else return this.misconfig(gpa);
       }
       if (leaf) {
-        const rsvd =
-          level === 0 ? EPTE_RESERVED.PAGE_4K : level === 1 ? EPTE_RESERVED.PAGE_2M : EPTE_RESERVED.PAGE_1G;
+        const rsvd = level === 0 ? RSVD_4K : level === 1 ? RSVD_2M : RSVD_1G;
         if (lo & rsvd) return this.misconfig(gpa);
-        const mt = (lo & EPTE.MEMTYPE) >> EPTE_MEMTYPE_SHIFT;
+        const mt = (lo & MEMTYPE) >> MEMTYPE_SHIFT;
         if (mt === 2 || mt === 3 || mt === 7) return this.misconfig(gpa);
         break;
       }
-      if (lo & (level >= 3 ? EPTE_RESERVED.PML4E : EPTE_RESERVED.TABLE)) return this.misconfig(gpa);
+      if (lo & (level >= 3 ? RSVD_PML4E : RSVD_TABLE)) return this.misconfig(gpa);
       tableLo = (lo & ADDR_LO) >>> 0;
-      tableHi = hi & EPTE_HI_ADDRESS;
+      tableHi = hi & HI_ADDRESS;
       level--;
     }
     if ((perm & need) === 0) return this.violation(r, perm, ad);
 
     // Accessed flags on every entry used, dirty on the leaf for writes (28.3.5).
-    let dirty = (lo & EPTE.DIRTY) !== 0;
+    let dirty = (lo & DIRTY) !== 0;
     if (ad) {
       const last = n - 1;
       for (let k = 0; k < n; k++) {
         const e = this.eLo[k]!;
-        let set = e & EPTE.ACCESSED ? 0 : EPTE.ACCESSED;
+        let set = e & ACCESSED ? 0 : ACCESSED;
         if (k === last && writeLike && !dirty) {
-          set |= EPTE.DIRTY;
+          set |= DIRTY;
           this.stats.dirtySet++;
           dirty = true;
         }
-        if (set & EPTE.ACCESSED) this.stats.accessedSet++;
+        if (set & ACCESSED) this.stats.accessedSet++;
         if (set !== 0) this.writeLo(this.eAddr[k]!, e | set);
       }
     }
     const bytes = LEVEL_BYTES[level]!;
-    const hpa = (hi & EPTE_HI_ADDRESS) * TWO32 + ((lo & ADDR_LO) >>> 0) + (gpa % bytes);
-    const mt = (lo & EPTE.MEMTYPE) >> EPTE_MEMTYPE_SHIFT;
+    const hpa = (hi & HI_ADDRESS) * TWO32 + ((lo & ADDR_LO) >>> 0) + (gpa % bytes);
+    const mt = (lo & MEMTYPE) >> MEMTYPE_SHIFT;
     const last = this.last;
     last.memType = mt;
-    last.ignorePat = (lo & EPTE.IGNORE_PAT) !== 0;
+    last.ignorePat = (lo & IGNORE_PAT) !== 0;
     last.perms = perm;
     last.pageBytes = bytes;
     if (this.cMask >= 0) {
@@ -279,7 +305,7 @@ export class EptWalker {
         perm |
         (dirty ? INFO_DIRTY : 0) |
         (mt << INFO_MEMTYPE_SHIFT) |
-        (lo & EPTE.IGNORE_PAT ? INFO_IGNORE_PAT : 0) |
+        (lo & IGNORE_PAT ? INFO_IGNORE_PAT : 0) |
         (ad ? INFO_AD : 0) |
         (level << INFO_LEVEL_SHIFT);
     }
@@ -290,14 +316,14 @@ export class EptWalker {
   private violation(r: TranslateRequest, perm: number, ad: boolean): number {
     this.stats.violations++;
     let q: number;
-    if (r.fetch) q = EptViolation.INSTRUCTION_FETCH;
-    else if (r.walk) q = ad ? EptViolation.DATA_READ | EptViolation.DATA_WRITE : EptViolation.DATA_READ;
-    else q = r.write ? EptViolation.DATA_WRITE : EptViolation.DATA_READ;
-    q |= perm << EPT_VIOLATION_PERM_SHIFT;
+    if (r.fetch) q = Q_FETCH;
+    else if (r.walk) q = ad ? Q_READ | Q_WRITE : Q_READ;
+    else q = r.write ? Q_WRITE : Q_READ;
+    q |= perm << PERM_SHIFT;
     const lv = this.lastViolation;
     if (r.linear !== -1) {
-      q |= EptViolation.LINEAR_VALID;
-      if (!r.walk) q |= EptViolation.LINEAR_TRANSLATION;
+      q |= Q_LINEAR_VALID;
+      if (!r.walk) q |= Q_LINEAR_TRANSLATION;
       lv.linear = r.linear;
     } else {
       lv.linear = -1;
