@@ -1,0 +1,73 @@
+/**
+ * The CPU's interface for other plugins: triple fault as a stop, the state object round trip,
+ * event injection, intercept hooks, and the diagnostic record of undefined opcodes.
+ */
+import { describe, expect, it } from 'vitest';
+import { EventType } from '../../../src/x86/exceptions.js';
+import { assemble, load, testMachine } from './helpers.js';
+
+describe('x86-64 CPU interface', () => {
+  it('stops on a triple fault with a register dump', () => {
+    const m = testMachine();
+    // An IVT limit of 0: #UD cannot be delivered (#GP), nor can #GP (#DF), nor #DF.
+    load(m, 0x8000, assemble('.code16\n lidt [zero]\n ud2\nzero: .word 0\n .long 0\n', 0x8000));
+    m.cpu.setEntry({ mode: 'real', ip: 0x8000 });
+    m.run(1_000_000);
+    expect(m.triple).toBe('triple fault: exception #GP while delivering #DF');
+    expect(m.cpu.halted).toBe(true);
+    expect(m.cpu.dumpState()).toMatch(/rip=0000000000008005 .* mode=real/);
+  });
+
+  it('round-trips its architectural state', () => {
+    const m = testMachine();
+    m.cpu.setEntry({ mode: 'protected', ip: 0x1234, regs: { eax: 0x2badb002, ebx: 0x9000 } });
+    const s = m.cpu.getState();
+    expect(s.gpr[0]).toBe(0x2badb002n);
+    expect(s.gpr[3]).toBe(0x9000n);
+    expect(s.cs).toMatchObject({ selector: 8, base: 0n, limit: 0xffffffff });
+    s.gpr[15] = 0xfedcba9876543210n;
+    s.rip = 0x4321n;
+    s.rflags = 0x246n;
+    m.cpu.setState(s);
+    const t = m.cpu.getState();
+    expect(t.gpr[15]).toBe(0xfedcba9876543210n);
+    expect(t.rip).toBe(0x4321n);
+    expect(t.rflags).toBe(0x246n);
+  });
+
+  it('delivers an injected event and lets hooks take instructions over', () => {
+    const m = testMachine();
+    // IVT[0x30] -> 0:0x9000, which reports and stops.
+    load(m, 0x9000, assemble('.code16\n mov al, 0x30\n out 0xe9, al\n out 0xeb, al\n', 0x9000));
+    m.ram.set([0x00, 0x90, 0x00, 0x00], 0x30 * 4);
+    load(m, 0x8000, assemble('.code16\n cpuid\n hlt\n', 0x8000));
+    m.cpu.setEntry({ mode: 'real', ip: 0x8000 });
+    let leaves = 0;
+    m.cpu.hooks.cpuid = (e) => {
+      leaves++;
+      m.cpu.rl[0] = 0x1234;
+      m.cpu.rip = 0x8000 + e.length;
+      return true;
+    };
+    m.cpu.hooks.hlt = () => {
+      m.cpu.injectEvent(0x30, EventType.External);
+      m.cpu.rip += 1;
+      return true;
+    };
+    m.run(1_000_000);
+    expect(leaves).toBe(1);
+    expect(m.cpu.rl[0] & 0xffff).toBe(0x1230);
+    expect(m.text()).toBe('0');
+  });
+
+  it('records undefined opcodes with their bytes and address', () => {
+    const m = testMachine();
+    m.ram.set([0x00, 0x91, 0x00, 0x00], 6 * 4); // #UD handler at 0:0x9100: stop
+    load(m, 0x9100, assemble('.code16\n out 0xeb, al\n', 0x9100));
+    load(m, 0x8000, assemble('.code16\n nop\n .byte 0x0f, 0x0b\n', 0x8000));
+    m.cpu.setEntry({ mode: 'real', ip: 0x8000 });
+    m.run(1_000_000);
+    expect(m.done).toBe(true);
+    expect(m.cpu.stats()).toMatchObject({ 'ud[0f 0b @ 0x8001]': 1 });
+  });
+});
