@@ -271,7 +271,8 @@ export class EptWalker {
     }
     if ((perm & need) === 0) return this.violation(r, perm, ad);
 
-    // Accessed flags on every entry used, dirty on the leaf for writes (28.3.5).
+    // Accessed flags on every entry used, dirty on the leaf for writes (28.3.5); only once the
+    // translation succeeded (a violation or misconfiguration leaves the entries as they were).
     let dirty = (lo & DIRTY) !== 0;
     if (ad) {
       const last = n - 1;

@@ -54,6 +54,23 @@ describe('EPT walk: translations', () => {
     expect(off.ept.stats.walks).toBe(2);
   });
 
+  it('walks 5-level tables where supported, and not otherwise', () => {
+    const s = setup({ walkLength5: true });
+    const t5 = s.ept.createTables(TABLES + 0x8_0000, 0x8_0000, { walkLength: 5 });
+    const gpa = 3 * 2 ** 48 + 0x1234_5000;
+    t5.map(gpa, 0x77_0000, 0x1000);
+    const eptp = t5.eptp();
+    expect(eptp).toBe(TABLES + 0x8_0000 + (4 << 3) + 6 + 0x40);
+    expect(s.ept.translate(eptp, req(gpa + 0x10, { write: true }))).toBe(0x77_0010);
+    // PML5E index 3 -> PML4E index 0 -> ... -> PTE.
+    expect(entryAt(s.bus, TABLES + 0x8_0000 + 3 * 8) & 0xfff_ffff_f000n).toBe(BigInt(TABLES + 0x8_1000));
+    expect(entryAt(s.bus, TABLES + 0x8_0000 + 3 * 8) & (A | D)).toBe(A);
+    expect(s.ept.translate(eptp, req(0x1234_5000))).toBe(-1);
+    const four = setup();
+    expect(four.ept.translate(eptp, req(gpa))).toBe(-1);
+    expect(four.ept.lastViolation.misconfig).toBe(true);
+  });
+
   it('ignores PTE bit 7 and the ignored high bits, but not the address bits', () => {
     const { bus, ept, tables } = setup();
     tables.map(0x1000, 0x9000, 0x1000);
