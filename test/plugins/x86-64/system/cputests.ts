@@ -26,7 +26,10 @@ export interface CpuTest {
   image: string;
 }
 
-export const CPU_TESTS: readonly CpuTest[] = [{ name: 'long', image: 'guests/cputests/long.bin' }];
+export const CPU_TESTS: readonly CpuTest[] = [
+  { name: 'long', image: 'guests/cputests/long.bin' },
+  { name: 'paging', image: 'guests/cputests/paging.bin' },
+];
 
 export interface Divergence {
   /** The line as QEMU prints it. */
@@ -40,6 +43,16 @@ const IDT_ERR =
   'QEMU 7.2 TCG reports IDT gates as vector*16+2 in 64-bit mode; the SDM (6.13) says index = vector: vector*8+2';
 const NO_MSR_CHECK =
   'QEMU TCG ignores this WRMSR/RDMSR instead of raising #GP(0) (SDM Vol. 4, Vol. 2B RDMSR/WRMSR)';
+
+const RSVD_P =
+  'QEMU 7.2 TCG clears P in the #PF error code of a reserved-bit fault; the SDM (4.7) sets P=0 only when a ' +
+  'paging-structure entry was not present, so a reserved-bit violation reports P=1 with RSVD=1';
+/** QEMU's reserved-bit #PF line with the P bit (error code bit 0) added. */
+const rsvdWithP = (qemu: string): Divergence => ({
+  qemu,
+  sdm: qemu.replace(/err=0x([0-9a-f]+)/, (_, e: string) => `err=0x${(parseInt(e, 16) | 1).toString(16)}`),
+  why: RSVD_P,
+});
 
 export const QEMU_DIVERGENCES: Readonly<Record<string, readonly Divergence[]>> = {
   long: [
@@ -74,6 +87,17 @@ export const QEMU_DIVERGENCES: Readonly<Record<string, readonly Divergence[]>> =
       why: NO_MSR_CHECK,
     },
   ],
+  paging: [
+    'read, pte bit 51 set: #PF err=0x8 cr2=0x804020700c',
+    'write, pte bit 51 set: #PF err=0xa cr2=0x804020700d',
+    'user read, pte bit 51 set: #PF err=0xc cr2=0x804020700e',
+    'read through a pde with bit 51 set: #PF err=0x8 cr2=0x804060000f',
+    'read, 2m pde bit 13 set: #PF err=0x8 cr2=0x8040400010',
+    'read, 1g pdpte bit 13 set: #PF err=0x8 cr2=0x8080000011',
+    'read, pml4e ps set: #PF err=0x8 cr2=0x10000000012',
+    'fetch, pte bit 51 set: #PF err=0x18 cr2=0x8040207000',
+    'efer.nxe=0: read of a page with bit 63 set: #PF err=0x8 cr2=0x8040204013',
+  ].map(rsvdWithP),
 };
 
 /** CR LF to LF, and no trailing blank line. */
