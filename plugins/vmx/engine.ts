@@ -277,7 +277,7 @@ export class VmxEngine implements Vmx {
     this.armPreemptionTimer();
     this.mtfSkip = true;
     if (this.proc & ProcCtl.MonitorTrapFlag) this.cpu.eventCheck = true;
-    return { kind: 'entered' };
+    return ENTERED;
   }
 
   private entryFailure(reason: number, qual: number): EntryResult {
@@ -659,7 +659,7 @@ export class VmxEngine implements Vmx {
 
   private armPreemptionTimer(): void {
     if (!(this.pin & PinCtl.ActivatePreemptionTimer)) {
-      this.clock.cancel(this.preemptTimer);
+      if (this.preemptDeadline !== Infinity) this.clock.cancel(this.preemptTimer);
       this.preemptDeadline = Infinity;
       return;
     }
@@ -718,7 +718,7 @@ export class VmxEngine implements Vmx {
       const ticks = (left * this.cpu.model.tscMhz) / 1000;
       v.set32(F.VmxPreemptionTimerValue, Math.ceil(ticks / 2 ** this.caps.preemptionTimerRate));
     }
-    this.clock.cancel(this.preemptTimer);
+    if (this.preemptDeadline !== Infinity) this.clock.cancel(this.preemptTimer);
     this.preemptDeadline = Infinity;
     this._inGuest = false;
     const r = reason & 0xffff;
@@ -1208,6 +1208,8 @@ export class VmxEngine implements Vmx {
     };
   }
 }
+
+const ENTERED: EntryResult = Object.freeze({ kind: 'entered' });
 
 const SEGS: readonly [number, number, number, number][] = [
   [F.GuestEsSelector, F.GuestEsBase, F.GuestEsLimit, F.GuestEsAccessRights],
