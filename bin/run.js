@@ -1,6 +1,18 @@
 #!/usr/bin/env node
 // The `vmm` command. Commands are compiled to dist/ by `npm run build` (run by `npm install`), and
 // oclif.manifest.json lets oclif find a command without importing the others.
-import { execute } from '@oclif/core/execute';
+const argv = process.argv.slice(2);
 
-await execute({ dir: import.meta.url });
+// `vmm up` starts a machine without loading oclif when its arguments parse cleanly (start-up time;
+// see src/cli-lib/fast-up.ts). Anything else, and every error, goes through oclif.
+if (argv[0] === 'up' && !process.env.VMM_NO_FAST_PATH) {
+  const { tryFastUp } = await import('../dist/src/cli-lib/fast-up.js');
+  if (!(await tryFastUp(argv.slice(1)))) await runOclif();
+} else {
+  await runOclif();
+}
+
+async function runOclif() {
+  const { execute } = await import('@oclif/core/execute');
+  await execute({ dir: import.meta.url });
+}

@@ -49,7 +49,7 @@ export function formatSummary(r: StopReason, stats: Stats): string {
   const why = r.kind === 'plugin-error' ? `plugin ${r.plugin} failed in ${r.hook}` : describeStop(r);
   const parts = [`stopped: ${why}`, `virtual ${formatSeconds(virtualS)}`, `wall ${formatSeconds(wallS)}`];
   let insn = `${groupDigits(instr)} instructions`;
-  if (instr > 0 && wallS > 0) insn += ` (${(instr / wallS / 1e6).toFixed(1)} MIPS)`;
+  if (instr >= 1e6 && wallS > 0) insn += ` (${(instr / wallS / 1e6).toFixed(1)} MIPS)`;
   parts.push(insn);
   return parts.join(' · ');
 }

@@ -55,6 +55,43 @@ export function collectShorthands(flags: Record<string, string | undefined>): Re
   return out;
 }
 
+/** `--timeout SECONDS`: a positive number. */
+export function parseTimeout(s: string): number {
+  const n = Number(s);
+  if (s.trim() === '' || !Number.isFinite(n) || n <= 0)
+    throw new Error(`--timeout expects a positive number of seconds, got '${s}'`);
+  return n;
+}
+
+/** The flags of `vmm up` once parsed (by oclif, or by the fast path in fast-up.ts). */
+export interface UpFlags {
+  set?: string[];
+  timeout?: string;
+  'log-level'?: LogLevel;
+  quiet?: boolean;
+  stats?: string;
+  clock?: 'deterministic' | 'realtime';
+  kernel?: string;
+  append?: string;
+  initrd?: string;
+  'no-user-config'?: boolean;
+}
+
+/** Parsed flags -> UpOptions. Throws an Error with a usage message for a bad `--stats` or `--timeout`. */
+export function upOptions(file: string | undefined, f: UpFlags): UpOptions {
+  return {
+    file,
+    set: f.set ?? [],
+    shorthands: collectShorthands({ kernel: f.kernel, append: f.append, initrd: f.initrd }),
+    timeout: f.timeout === undefined ? undefined : parseTimeout(f.timeout),
+    logLevel: f['log-level'],
+    quiet: f.quiet ?? false,
+    stats: parseStatsFlag(f.stats),
+    clock: f.clock,
+    noUserConfig: f['no-user-config'] ?? false,
+  };
+}
+
 /** Run `vmm up`; resolves with the process exit code. */
 export async function runUp(opts: UpOptions, io: UpIo = {}): Promise<number> {
   const stderr = io.stderr ?? process.stderr;

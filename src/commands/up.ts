@@ -25,19 +25,14 @@ The exit code is the guest's power-off code; 124 on timeout, 2 for bad input.`;
     set: Flags.string({
       char: 's',
       multiple: true,
+      multipleNonGreedy: true,
       helpValue: 'PATH=VALUE',
       description: 'override one setting, typed by its schema (repeatable): --set guest.memory=32MiB',
     }),
-    timeout: Flags.custom<number>({
+    timeout: Flags.string({
       helpValue: 'SECONDS',
       description: 'stop after this much wall time (exit code 124)',
-      parse: async (s) => {
-        const n = Number(s);
-        if (!Number.isFinite(n) || n <= 0)
-          throw new Error(`--timeout expects a positive number of seconds, got '${s}'`);
-        return n;
-      },
-    })(),
+    }),
     'log-level': Flags.option({
       options: ['error', 'warn', 'info', 'debug', 'trace'] as const,
       description: 'host messages shown on stderr (debug also shows stack traces)',
@@ -73,27 +68,14 @@ The exit code is the guest's power-off code; 124 on timeout, 2 for bad input.`;
     // `--stats` may be given without a value; oclif options always take one, so name the default.
     this.argv = this.argv.map((a) => (a === '--stats' ? '--stats=table' : a));
     const { args, flags } = await this.parse(Up);
-    const { runUp, parseStatsFlag, collectShorthands } = await import('../cli-lib/up.js');
-    let stats;
+    const { runUp, upOptions } = await import('../cli-lib/up.js');
+    let opts;
     try {
-      stats = parseStatsFlag(flags.stats);
+      opts = upOptions(args.file, flags);
     } catch (e) {
       this.error((e as Error).message, { exit: 2 });
     }
-    process.exitCode = await runUp(
-      {
-        file: args.file,
-        set: flags.set ?? [],
-        shorthands: collectShorthands({ kernel: flags.kernel, append: flags.append, initrd: flags.initrd }),
-        timeout: flags.timeout,
-        logLevel: flags['log-level'],
-        quiet: flags.quiet,
-        stats,
-        clock: flags.clock,
-        noUserConfig: flags['no-user-config'],
-      },
-      { signals: true },
-    );
+    process.exitCode = await runUp(opts, { signals: true });
     // The machine is gone; if a plugin left a handle open (a timer, a socket), do not hang on it.
     setTimeout(() => process.exit(), 2000).unref();
   }

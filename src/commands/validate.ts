@@ -22,6 +22,7 @@ as FILE:LINE:COL: message with a hint, and exit code 2.`;
     set: Flags.string({
       char: 's',
       multiple: true,
+      multipleNonGreedy: true,
       helpValue: 'PATH=VALUE',
       description: 'override one setting, typed by its schema (repeatable)',
     }),

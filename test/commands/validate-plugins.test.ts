@@ -39,7 +39,7 @@ describe('vmm validate', () => {
   it("works on the plugin guide's custom device example", async () => {
     const r = await runCli(['validate', 'docs/examples/port-io-counter/machine.yaml']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^   └─ post-codes: port-io-counter .*\n.*at host\.devices\[0\]\n/m);
+    expect(r.stdout).toMatch(/^ {3}└─ post-codes: port-io-counter .*\n.*at host\.devices\[0\]\n/m);
     expect(r.stdout).toContain('base: 128 (0x80)\n');
   });
 
