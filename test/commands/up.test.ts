@@ -136,6 +136,21 @@ describe('vmm up: stops from outside and from plugins', () => {
     expect(r.code).toBe(5);
   });
 
+  it('a guest fault prints the state dump on stderr and exits with 4', async () => {
+    const r = await runCli(['up', fixture('ticker.yaml'), '--set', 'host.devices.ticker.end=fault', '-q']);
+    expect(r.stdout).toBe(TICKS3);
+    expect(r.stderr).toBe('TICKS=3\nRIP=0000000000008000\n');
+    expect(r.code).toBe(4);
+    const loud = await runCli(['up', fixture('ticker.yaml'), '--set', 'host.devices.ticker.end=fault']);
+    expect(loud.stderr).toContain('stopped: guest fault in ticker: triple fault');
+  });
+
+  it('a guest reset ends the run with exit 0', async () => {
+    const r = await runCli(['up', fixture('ticker.yaml'), '--set', 'host.devices.ticker.end=reset']);
+    expect(r.stderr).toContain('stopped: guest reset (ticker)');
+    expect(r.code).toBe(0);
+  });
+
   it('SIGINT quits a piped session cleanly (exit 0, summary says quit)', async () => {
     const child = spawnCli(['up', fixture('echo.yaml')]);
     child.stdin.write('x');

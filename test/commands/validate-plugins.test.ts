@@ -33,7 +33,13 @@ describe('vmm validate', () => {
     };
     expect(j.plugins.map((p) => p.name)).toEqual(['sink', 'ticker']);
     expect(j.plugins[1]!.wiring).toEqual({ 'line-sink': 'sink' });
-    expect(j.plugins[1]!.settings).toEqual({ ticks: 3, 'period-us': 500, code: 0, 'fail-at': 0 });
+    expect(j.plugins[1]!.settings).toEqual({
+      ticks: 3,
+      'period-us': 500,
+      code: 0,
+      end: 'poweroff',
+      'fail-at': 0,
+    });
   });
 
   it("works on the plugin guide's custom device example", async () => {
