@@ -78,7 +78,8 @@ export class StdioConsole implements ConsoleBackend {
   private _lastByte = -1;
   private handler: ((data: Uint8Array) => void) | undefined;
   private pending: Uint8Array[] = [];
-  private outBuf: Uint8Array[] = [];
+  /** Pending guest output (bytes 0..outLen); copied out at each flush, so writes allocate nothing. */
+  private readonly outBuf = new Uint8Array(FLUSH_BYTES);
   private outLen = 0;
   private flushScheduled = false;
   private started = false;
@@ -155,9 +156,14 @@ export class StdioConsole implements ConsoleBackend {
   write(data: Uint8Array): void {
     if (this.outputBroken || this.closed || data.length === 0) return;
     this._lastByte = data[data.length - 1]!;
-    this.outBuf.push(data.slice());
+    if (this.outLen + data.length > FLUSH_BYTES) this.flush();
+    if (data.length >= FLUSH_BYTES) {
+      this.stdout.write(data.slice());
+      return;
+    }
+    this.outBuf.set(data, this.outLen);
     this.outLen += data.length;
-    if (this.outLen >= FLUSH_BYTES || data.includes(0x0a)) this.flush();
+    if (data.includes(0x0a)) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
@@ -167,8 +173,7 @@ export class StdioConsole implements ConsoleBackend {
   flush(): void {
     this.flushScheduled = false;
     if (this.outLen === 0) return;
-    const out = this.outBuf.length === 1 ? this.outBuf[0]! : Buffer.concat(this.outBuf);
-    this.outBuf = [];
+    const out = this.outBuf.slice(0, this.outLen);
     this.outLen = 0;
     if (!this.outputBroken) this.stdout.write(out);
   }

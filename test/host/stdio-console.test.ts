@@ -137,3 +137,25 @@ describe('StdioConsole.lastByte', () => {
     con.close();
   });
 });
+
+describe('StdioConsole output buffer', () => {
+  it('keeps byte order across a full buffer and large writes', async () => {
+    const out = sinkStream();
+    const con = new StdioConsole({ stdin: new PassThrough(), stdout: out });
+    let expected = '';
+    for (let i = 0; i < 5000; i++) {
+      const ch = String.fromCharCode(0x41 + (i % 26));
+      con.write(bytes(ch));
+      expected += ch;
+    }
+    const big = 'x'.repeat(10000);
+    con.write(bytes(big));
+    expected += big;
+    con.write(bytes('end'));
+    expected += 'end';
+    await tick();
+    expect(out.text()).toBe(expected);
+    expect(out.chunks.every((c) => c.length <= 10000)).toBe(true);
+    con.close();
+  });
+});
