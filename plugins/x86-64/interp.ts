@@ -304,7 +304,7 @@ export class X86Cpu extends CpuSystem {
     } else lin = (this.sBaseLo[CS] + rip) >>> 0;
     const d = lin - this.fLin0;
     if (d >= 0 && d < this.fEnd - this.fPos0) {
-      this.fPos = this.fPos0 + d;
+      this.fPos = (this.fPos0 + d) | 0;
       this.iStart = this.fPos;
       return;
     }
@@ -326,7 +326,7 @@ export class X86Cpu extends CpuSystem {
     } else {
       const phys = this.tlbFill(lin, Acc.Fetch);
       buf = this.fillMem;
-      off = this.fillOff - (phys % 4096);
+      off = (this.fillOff - (phys % 4096)) | 0;
       if (buf === null) {
         // Executing from MMIO or unmapped space: a one-byte window read through the bus.
         this.fBuf = this.oneByte;
@@ -344,9 +344,10 @@ export class X86Cpu extends CpuSystem {
       if (room < len) len = room;
     }
     this.fBuf = buf;
-    this.fPos = off + (lin & 0xfff);
+    // Integer fields (V8 keeps them untagged; a double here slows every fetch).
+    this.fPos = (off + (lin & 0xfff)) | 0;
     this.fPos0 = this.fPos;
-    this.fEnd = this.fPos + len;
+    this.fEnd = (this.fPos + len) | 0;
     this.fLin0 = lin;
   }
 
@@ -369,7 +370,7 @@ export class X86Cpu extends CpuSystem {
       lin = (this.sBaseLo[CS] + r) >>> 0;
     }
     this.refill(lin, this.mode64 ? rip : rip >>> 0);
-    this.iStart = this.fPos - n;
+    this.iStart = (this.fPos - n) | 0;
     return this.fBuf[this.fPos++];
   }
 
@@ -1169,6 +1170,234 @@ export class X86Cpu extends CpuSystem {
     this.exec1(b);
   }
 
+  private opAlu(b: number): void {
+    const osz = this.osz;
+    const op = b >> 3;
+    const form = b & 7;
+    const sz = form & 1 ? osz : 1;
+    const rexp = this.rex !== 0;
+    if (form >= 4) {
+      let imm: number,
+        immh = 0;
+      if (sz === 1) imm = this.fetch8();
+      else {
+        imm = this.fetchIz();
+        immh = this.hi;
+      }
+      const a = this.getReg(0, sz, rexp);
+      const ah = this.hi;
+      const r = this.alu(op, sz, a, ah, imm, immh);
+      if (op !== 7) this.setReg(0, sz, rexp, r, this.hi);
+      return;
+    }
+    this.modrm();
+    if (form < 2) {
+      const s = this.getReg(this.reg, sz, rexp);
+      const sh = this.hi;
+      if (this.mod === 3) {
+        const a = this.getReg(this.rm, sz, rexp);
+        const r = this.alu(op, sz, a, this.hi, s, sh);
+        if (op !== 7) this.setReg(this.rm, sz, rexp, r, this.hi);
+      } else if (op === 7) {
+        const a = this.readN(this.memLin(sz, false), sz);
+        this.alu(op, sz, a, this.hi, s, sh);
+      } else {
+        const lin = this.memLin(sz, true);
+        const a = this.readN(lin, sz);
+        const r = this.alu(op, sz, a, this.hi, s, sh);
+        this.writeN(lin, sz, r, this.hi);
+      }
+    } else {
+      const s = this.readE(sz);
+      const sh = this.hi;
+      const a = this.getReg(this.reg, sz, rexp);
+      const r = this.alu(op, sz, a, this.hi, s, sh);
+      if (op !== 7) this.setReg(this.reg, sz, rexp, r, this.hi);
+    }
+    return;
+  }
+
+  private opPush(b: number): void {
+    const n = (b & 7) | ((this.rex & 1) << 3);
+    const s = this.stackOsz();
+    const v = this.getReg(n, s, true);
+    this.push(v, this.hi, s);
+    return;
+  }
+
+  private opPop(b: number): void {
+    const n = (b & 7) | ((this.rex & 1) << 3);
+    const s = this.stackOsz();
+    const v = this.pop(s);
+    this.setReg(n, s, true, v, this.hi);
+    return;
+  }
+
+  private opJcc8(b: number): void {
+    const rel = (this.fetch8() << 24) >> 24;
+    if (this.cond(b & 15)) this.jumpRel(rel);
+    else this.rip = this.nextRip();
+    return;
+  }
+
+  private opGroup1(b: number): void {
+    const osz = this.osz;
+    const m64 = this.mode64;
+    if (b === 0x82 && m64) this.undef();
+    this.modrm();
+    const sz = b & 1 ? osz : 1;
+    let imm: number,
+      immh = 0;
+    if (b === 0x81) {
+      imm = this.fetchIz();
+      immh = this.hi;
+    } else if (b === 0x83) {
+      imm = (this.fetch8() << 24) >> 24;
+      immh = imm >> 31;
+      if (sz !== 4 && sz !== 8) imm &= MASK[sz];
+    } else imm = this.fetch8();
+    const op = this.reg & 7;
+    if (this.lock && op === 7) this.undef();
+    if (op === 7) {
+      const a = this.readE(sz);
+      this.alu(7, sz, a, this.hi, imm, immh);
+      return;
+    }
+    const a = this.rmwRead(sz);
+    const r = this.alu(op, sz, a, this.hi, imm, immh);
+    this.rmwWrite(sz, r, this.hi);
+    return;
+  }
+
+  private opTest(b: number): void {
+    const osz = this.osz;
+    this.modrm();
+    const sz = b & 1 ? osz : 1;
+    const s = this.getReg(this.reg, sz, this.rex !== 0);
+    const sh = this.hi;
+    const a = this.readE(sz);
+    this.alu(4, sz, a, this.hi, s, sh);
+    return;
+  }
+
+  private opMovStore(b: number): void {
+    const osz = this.osz;
+    this.modrm();
+    const sz = b & 1 ? osz : 1;
+    const v = this.getReg(this.reg, sz, this.rex !== 0);
+    this.writeE(sz, v, this.hi);
+    return;
+  }
+
+  private opMovLoad(b: number): void {
+    const osz = this.osz;
+    this.modrm();
+    const sz = b & 1 ? osz : 1;
+    const v = this.readE(sz);
+    this.setReg(this.reg, sz, this.rex !== 0, v, this.hi);
+    return;
+  }
+
+  private opLea(_b: number): void {
+    const osz = this.osz;
+    this.modrm();
+    if (this.mod === 3) this.undef();
+    this.calcEa();
+    if (osz === 8) this.setReg(this.reg, 8, true, this.eaLo, this.eaHi);
+    else this.setReg(this.reg, osz, true, osz === 2 ? this.eaLo & 0xffff : this.eaLo, 0);
+    return;
+  }
+
+  private opMovImm(b: number): void {
+    const osz = this.osz;
+    const n = (b & 7) | ((this.rex & 1) << 3);
+    if (osz === 8) {
+      const lo = this.fetch32();
+      this.setReg(n, 8, true, lo, this.fetch32());
+    } else this.setReg(n, osz, true, osz === 2 ? this.fetch16() : this.fetch32(), 0);
+    return;
+  }
+
+  private opShift(b: number): void {
+    const osz = this.osz;
+    this.modrm();
+    const sz = b & 1 ? osz : 1;
+    const cnt = b < 0xd0 ? this.fetch8() : b < 0xd2 ? 1 : this.rl[1] & 0xff;
+    const a = this.rmwRead(sz);
+    const r = this.shift(this.reg & 7, sz, a, this.hi, cnt);
+    this.rmwWrite(sz, r, this.hi);
+    return;
+  }
+
+  private opCallRel(_b: number): void {
+    const osz = this.osz;
+    const m64 = this.mode64;
+    const s = m64 ? 8 : osz;
+    const rel = s === 2 ? (this.fetch16() << 16) >> 16 : this.fetch32();
+    const target = this.nextRip() + rel;
+    const save = this.rl[4],
+      saveh = this.rh[4];
+    this.pushRip(s);
+    try {
+      this.setRipNear(target);
+    } catch (e) {
+      this.rl[4] = save;
+      this.rh[4] = saveh;
+      throw e;
+    }
+    return;
+  }
+
+  private opRet(b: number): void {
+    const m64 = this.mode64;
+    const imm = b === 0xc2 ? this.fetch16() : 0;
+    const s = this.stackOsz();
+    const save = this.rl[4],
+      saveh = this.rh[4];
+    const lo = this.pop(m64 ? (s === 2 ? 2 : 8) : s);
+    const hi = this.hi;
+    try {
+      if (m64) {
+        if (s === 2) this.setRipNear(lo & 0xffff);
+        else this.setRipAbs(lo, hi);
+      } else this.setRipAbs(lo, 0);
+    } catch (e) {
+      this.rl[4] = save;
+      this.rh[4] = saveh;
+      throw e;
+    }
+    this.addSp(imm);
+    return;
+  }
+
+  private opJcc32(b: number): void {
+    const osz = this.osz;
+    const rel = !this.mode64 && osz === 2 ? (this.fetch16() << 16) >> 16 : this.fetch32();
+    if (this.cond(b & 15)) this.jumpRel(rel);
+    else this.rip = this.nextRip();
+    return;
+  }
+
+  private opMovx(b: number): void {
+    const osz = this.osz;
+    this.modrm();
+    const ssz = b & 1 ? 2 : 1;
+    let v = this.readE(ssz);
+    if (b >= 0xbe) v = ssz === 1 ? (v << 24) >> 24 : (v << 16) >> 16;
+    this.setReg(this.reg, osz, true, osz === 2 ? v & 0xffff : v, v >> 31);
+    return;
+  }
+
+  private opCmov(b: number): void {
+    const osz = this.osz;
+    this.modrm();
+    const v = this.readE(osz);
+    const vh = this.hi;
+    if (this.cond(b & 15)) this.setReg(this.reg, osz, true, v, vh);
+    else if (osz === 4) this.rh[this.reg] = 0; // a 32-bit CMOV always zero-extends
+    return;
+  }
+
   /** One-byte opcode map (SDM Vol. 2D Table A-2). */
   private exec1(b: number): void {
     const osz = this.osz;
@@ -1223,48 +1452,7 @@ export class X86Cpu extends CpuSystem {
       case 0x3b:
       case 0x3c:
       case 0x3d: {
-        const op = b >> 3;
-        const form = b & 7;
-        const sz = form & 1 ? osz : 1;
-        const rexp = this.rex !== 0;
-        if (form >= 4) {
-          let imm: number,
-            immh = 0;
-          if (sz === 1) imm = this.fetch8();
-          else {
-            imm = this.fetchIz();
-            immh = this.hi;
-          }
-          const a = this.getReg(0, sz, rexp);
-          const ah = this.hi;
-          const r = this.alu(op, sz, a, ah, imm, immh);
-          if (op !== 7) this.setReg(0, sz, rexp, r, this.hi);
-          return;
-        }
-        this.modrm();
-        if (form < 2) {
-          const s = this.getReg(this.reg, sz, rexp);
-          const sh = this.hi;
-          if (this.mod === 3) {
-            const a = this.getReg(this.rm, sz, rexp);
-            const r = this.alu(op, sz, a, this.hi, s, sh);
-            if (op !== 7) this.setReg(this.rm, sz, rexp, r, this.hi);
-          } else if (op === 7) {
-            const a = this.readN(this.memLin(sz, false), sz);
-            this.alu(op, sz, a, this.hi, s, sh);
-          } else {
-            const lin = this.memLin(sz, true);
-            const a = this.readN(lin, sz);
-            const r = this.alu(op, sz, a, this.hi, s, sh);
-            this.writeN(lin, sz, r, this.hi);
-          }
-        } else {
-          const s = this.readE(sz);
-          const sh = this.hi;
-          const a = this.getReg(this.reg, sz, rexp);
-          const r = this.alu(op, sz, a, this.hi, s, sh);
-          if (op !== 7) this.setReg(this.reg, sz, rexp, r, this.hi);
-        }
+        this.opAlu(b);
         return;
       }
       case 0x06:
@@ -1333,10 +1521,7 @@ export class X86Cpu extends CpuSystem {
       case 0x55:
       case 0x56:
       case 0x57: {
-        const n = (b & 7) | ((this.rex & 1) << 3);
-        const s = this.stackOsz();
-        const v = this.getReg(n, s, true);
-        this.push(v, this.hi, s);
+        this.opPush(b);
         return;
       }
       case 0x58:
@@ -1347,10 +1532,7 @@ export class X86Cpu extends CpuSystem {
       case 0x5d:
       case 0x5e:
       case 0x5f: {
-        const n = (b & 7) | ((this.rex & 1) << 3);
-        const s = this.stackOsz();
-        const v = this.pop(s);
-        this.setReg(n, s, true, v, this.hi);
+        this.opPop(b);
         return;
       }
       case 0x60: {
@@ -1458,48 +1640,19 @@ export class X86Cpu extends CpuSystem {
       case 0x7d:
       case 0x7e:
       case 0x7f: {
-        const rel = (this.fetch8() << 24) >> 24;
-        if (this.cond(b & 15)) this.jumpRel(rel);
-        else this.rip = this.nextRip();
+        this.opJcc8(b);
         return;
       }
       case 0x80:
       case 0x81:
       case 0x82:
       case 0x83: {
-        if (b === 0x82 && m64) this.undef();
-        this.modrm();
-        const sz = b & 1 ? osz : 1;
-        let imm: number,
-          immh = 0;
-        if (b === 0x81) {
-          imm = this.fetchIz();
-          immh = this.hi;
-        } else if (b === 0x83) {
-          imm = (this.fetch8() << 24) >> 24;
-          immh = imm >> 31;
-          if (sz !== 4 && sz !== 8) imm &= MASK[sz];
-        } else imm = this.fetch8();
-        const op = this.reg & 7;
-        if (this.lock && op === 7) this.undef();
-        if (op === 7) {
-          const a = this.readE(sz);
-          this.alu(7, sz, a, this.hi, imm, immh);
-          return;
-        }
-        const a = this.rmwRead(sz);
-        const r = this.alu(op, sz, a, this.hi, imm, immh);
-        this.rmwWrite(sz, r, this.hi);
+        this.opGroup1(b);
         return;
       }
       case 0x84:
       case 0x85: {
-        this.modrm();
-        const sz = b & 1 ? osz : 1;
-        const s = this.getReg(this.reg, sz, this.rex !== 0);
-        const sh = this.hi;
-        const a = this.readE(sz);
-        this.alu(4, sz, a, this.hi, s, sh);
+        this.opTest(b);
         return;
       }
       case 0x86:
@@ -1517,18 +1670,12 @@ export class X86Cpu extends CpuSystem {
       }
       case 0x88:
       case 0x89: {
-        this.modrm();
-        const sz = b & 1 ? osz : 1;
-        const v = this.getReg(this.reg, sz, this.rex !== 0);
-        this.writeE(sz, v, this.hi);
+        this.opMovStore(b);
         return;
       }
       case 0x8a:
       case 0x8b: {
-        this.modrm();
-        const sz = b & 1 ? osz : 1;
-        const v = this.readE(sz);
-        this.setReg(this.reg, sz, this.rex !== 0, v, this.hi);
+        this.opMovLoad(b);
         return;
       }
       case 0x8c: {
@@ -1541,11 +1688,7 @@ export class X86Cpu extends CpuSystem {
         return;
       }
       case 0x8d: {
-        this.modrm();
-        if (this.mod === 3) this.undef();
-        this.calcEa();
-        if (osz === 8) this.setReg(this.reg, 8, true, this.eaLo, this.eaHi);
-        else this.setReg(this.reg, osz, true, osz === 2 ? this.eaLo & 0xffff : this.eaLo, 0);
+        this.opLea(b);
         return;
       }
       case 0x8e: {
@@ -1704,11 +1847,7 @@ export class X86Cpu extends CpuSystem {
       case 0xbd:
       case 0xbe:
       case 0xbf: {
-        const n = (b & 7) | ((this.rex & 1) << 3);
-        if (osz === 8) {
-          const lo = this.fetch32();
-          this.setReg(n, 8, true, lo, this.fetch32());
-        } else this.setReg(n, osz, true, osz === 2 ? this.fetch16() : this.fetch32(), 0);
+        this.opMovImm(b);
         return;
       }
       case 0xc0:
@@ -1717,33 +1856,12 @@ export class X86Cpu extends CpuSystem {
       case 0xd1:
       case 0xd2:
       case 0xd3: {
-        this.modrm();
-        const sz = b & 1 ? osz : 1;
-        const cnt = b < 0xd0 ? this.fetch8() : b < 0xd2 ? 1 : this.rl[1] & 0xff;
-        const a = this.rmwRead(sz);
-        const r = this.shift(this.reg & 7, sz, a, this.hi, cnt);
-        this.rmwWrite(sz, r, this.hi);
+        this.opShift(b);
         return;
       }
       case 0xc2:
       case 0xc3: {
-        const imm = b === 0xc2 ? this.fetch16() : 0;
-        const s = this.stackOsz();
-        const save = this.rl[4],
-          saveh = this.rh[4];
-        const lo = this.pop(m64 ? (s === 2 ? 2 : 8) : s);
-        const hi = this.hi;
-        try {
-          if (m64) {
-            if (s === 2) this.setRipNear(lo & 0xffff);
-            else this.setRipAbs(lo, hi);
-          } else this.setRipAbs(lo, 0);
-        } catch (e) {
-          this.rl[4] = save;
-          this.rh[4] = saveh;
-          throw e;
-        }
-        this.addSp(imm);
+        this.opRet(b);
         return;
       }
       case 0xc4:
@@ -1903,19 +2021,7 @@ export class X86Cpu extends CpuSystem {
         this.portIo(this.rl[2] & 0xffff, b & 1 ? (osz === 2 ? 2 : 4) : 1, b < 0xee, false);
         return;
       case 0xe8: {
-        const s = m64 ? 8 : osz;
-        const rel = s === 2 ? (this.fetch16() << 16) >> 16 : this.fetch32();
-        const target = this.nextRip() + rel;
-        const save = this.rl[4],
-          saveh = this.rh[4];
-        this.pushRip(s);
-        try {
-          this.setRipNear(target);
-        } catch (e) {
-          this.rl[4] = save;
-          this.rh[4] = saveh;
-          throw e;
-        }
+        this.opCallRel(b);
         return;
       }
       case 0xe9: {
@@ -2443,6 +2549,10 @@ export class X86Cpu extends CpuSystem {
       this.rip = this.nextRip();
       return;
     }
+    if ((kind === 0xa4 || kind === 0xaa) && delta > 0 && this.repFast(kind, sz, srcSeg)) {
+      this.rip = this.countZero() ? this.nextRip() : this.ip0;
+      return;
+    }
     let n = REP_CHUNK;
     while (!this.countZero()) {
       if (n-- === 0) {
@@ -2460,6 +2570,78 @@ export class X86Cpu extends CpuSystem {
     }
     this.icount += REP_CHUNK - n;
     this.rip = this.nextRip();
+  }
+
+  /**
+   * REP MOVS/STOS forwards over RAM, a page-bounded chunk at a time (the architectural result of
+   * the byte-by-byte loop: overlapping copies and MMIO take the slow path). Returns false when it
+   * did nothing (then the element-wise loop runs).
+   */
+  private repFast(kind: number, sz: number, srcSeg: number): boolean {
+    if (this.asz === 2) return false;
+    if (!this.mode64) {
+      // Only flat, expand-up segments: one limit check per chunk is then enough.
+      if (this.sLimit[ES] !== 0xffffffff || this.sOk[ES] !== (1 | 2)) return false;
+      if (kind === 0xa4 && (this.sLimit[srcSeg] !== 0xffffffff || (this.sOk[srcSeg] & 5) !== 1)) return false;
+    }
+    let budget = 16 * REP_CHUNK;
+    let did = false;
+    while (budget > 0 && !this.countZero()) {
+      const count = this.regA(1);
+      const dLin = this.strLin(ES, 7, sz, true);
+      let room = 4096 - (dLin & 0xfff);
+      let sLin = 0;
+      if (kind === 0xa4) {
+        sLin = this.strLin(srcSeg, 6, sz, false);
+        room = Math.min(room, 4096 - (sLin & 0xfff));
+      }
+      const elems = Math.min(count, Math.floor(room / sz), budget);
+      if (elems <= 0) return did;
+      const bytes = elems * sz;
+      // Destination page (write), then source page (read): faults happen before any change.
+      let i = (dLin >>> 12) & (this.tagWS.length - 1);
+      let dBuf: Uint8Array, dOff: number;
+      if (this.tW[i] === dLin - (dLin & 0xfff)) {
+        dBuf = this.tlbMem[i];
+        dOff = this.tlbOff[i] + (dLin & 0xfff);
+      } else {
+        this.tlbFill(dLin, Acc.Write);
+        if (this.fillMem === null) return did;
+        dBuf = this.fillMem;
+        dOff = this.fillOff;
+      }
+      if (kind === 0xa4) {
+        i = (sLin >>> 12) & (this.tagWS.length - 1);
+        let sBuf: Uint8Array, sOff: number;
+        if (this.tR[i] === sLin - (sLin & 0xfff)) {
+          sBuf = this.tlbMem[i];
+          sOff = this.tlbOff[i] + (sLin & 0xfff);
+        } else {
+          this.tlbFill(sLin, Acc.Read);
+          if (this.fillMem === null) return did;
+          sBuf = this.fillMem;
+          sOff = this.fillOff;
+        }
+        if (sBuf.buffer === dBuf.buffer && dOff > sOff - bytes && dOff < sOff + bytes && dOff !== sOff)
+          return did;
+        dBuf.set(sBuf.subarray(sOff, sOff + bytes), dOff);
+        this.addRegA(6, bytes);
+      } else if (sz === 1) {
+        dBuf.fill(this.rl[0] & 0xff, dOff, dOff + bytes);
+      } else {
+        const lo = this.rl[0],
+          hi = this.rh[0];
+        for (let k = 0; k < sz; k++) dBuf[dOff + k] = k < 4 ? lo >>> (8 * k) : hi >>> (8 * (k - 4));
+        for (let done = sz; done < bytes; done *= 2)
+          dBuf.copyWithin(dOff + done, dOff, dOff + Math.min(done, bytes - done));
+      }
+      this.addRegA(7, bytes);
+      this.addRegA(1, -elems);
+      this.icount += elems;
+      budget -= elems;
+      did = true;
+    }
+    return did;
   }
 
   private stringOnce(kind: number, sz: number, srcSeg: number, delta: number): void {
@@ -2683,11 +2865,7 @@ export class X86Cpu extends CpuSystem {
       case 0x4d:
       case 0x4e:
       case 0x4f: {
-        this.modrm();
-        const v = this.readE(osz);
-        const vh = this.hi;
-        if (this.cond(b & 15)) this.setReg(this.reg, osz, true, v, vh);
-        else if (osz === 4) this.rh[this.reg] = 0; // a 32-bit CMOV always zero-extends
+        this.opCmov(b);
         return;
       }
       case 0x78:
@@ -2710,9 +2888,7 @@ export class X86Cpu extends CpuSystem {
       case 0x8d:
       case 0x8e:
       case 0x8f: {
-        const rel = !this.mode64 && osz === 2 ? (this.fetch16() << 16) >> 16 : this.fetch32();
-        if (this.cond(b & 15)) this.jumpRel(rel);
-        else this.rip = this.nextRip();
+        this.opJcc32(b);
         return;
       }
       case 0x90:
@@ -2819,11 +2995,7 @@ export class X86Cpu extends CpuSystem {
       case 0xb7:
       case 0xbe:
       case 0xbf: {
-        this.modrm();
-        const ssz = b & 1 ? 2 : 1;
-        let v = this.readE(ssz);
-        if (b >= 0xbe) v = ssz === 1 ? (v << 24) >> 24 : (v << 16) >> 16;
-        this.setReg(this.reg, osz, true, osz === 2 ? v & 0xffff : v, v >> 31);
+        this.opMovx(b);
         return;
       }
       case 0xb8:
