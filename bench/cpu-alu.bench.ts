@@ -2,9 +2,9 @@
  * CPU interpreter throughput: a loop of integer ALU instructions (xorshift32 steps, an add, a
  * counter and a branch: 14 instructions per iteration, like the alu phase of ../shared/bench) run
  * in 32-bit protected mode (paging off) and in 64-bit long mode (2 MiB identity pages). Reports
- * emulated MIPS = instructions retired / wall time, best of 3 runs after a warm-up.
+ * emulated MIPS = instructions retired / process CPU time (steadier than wall time on a shared
+ * machine), best of 3 runs after a warm-up.
  */
-import { performance } from 'node:perf_hooks';
 import { Bus } from '../src/core/bus.js';
 import { VirtualClock } from '../src/core/clock.js';
 import { SegAttr } from '../src/x86/descriptor.js';
