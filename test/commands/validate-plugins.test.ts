@@ -102,4 +102,13 @@ describe('vmm --help', () => {
     expect(r.code).toBe(0);
     for (const c of ['up', 'validate', 'plugins']) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
   });
+
+  it('vmm help COMMAND and -h show the same help as --help', async () => {
+    const ref = await runCli(['up', '--help']);
+    expect(ref.stdout).toContain('USAGE\n  $ vmm up [FILE]');
+    expect((await runCli(['help', 'up'])).stdout).toBe(ref.stdout);
+    expect((await runCli(['up', '-h'])).stdout).toBe(ref.stdout);
+    const disk = await runCli(['help', 'disk', 'create']);
+    expect(disk.stdout).toContain('$ vmm disk create IMAGE --size SIZE');
+  });
 });
