@@ -29,6 +29,7 @@ export interface CpuTest {
 export const CPU_TESTS: readonly CpuTest[] = [
   { name: 'long', image: 'guests/cputests/long.bin' },
   { name: 'paging', image: 'guests/cputests/paging.bin' },
+  { name: 'protected', image: 'guests/cputests/protected.elf' },
 ];
 
 export interface Divergence {
@@ -52,6 +53,16 @@ const rsvdWithP = (qemu: string): Divergence => ({
   qemu,
   sdm: qemu.replace(/err=0x([0-9a-f]+)/, (_, e: string) => `err=0x${(parseInt(e, 16) | 1).toString(16)}`),
   why: RSVD_P,
+});
+
+const NO_LIMIT_CHECK =
+  'QEMU TCG does not check segment limits, types or null selectors on data and stack accesses in ' +
+  'protected mode; the SDM (3.4.5, 5.3, 5.5, 6.15 #GP/#SS) faults with error code 0';
+/** A segment-checked access QEMU lets through, with the exception the SDM raises. */
+const limitCheck = (what: string, fault: '#GP' | '#SS'): Divergence => ({
+  qemu: `${what}: no exception`,
+  sdm: `${what}: ${fault} err=0x0`,
+  why: NO_LIMIT_CHECK,
 });
 
 export const QEMU_DIVERGENCES: Readonly<Record<string, readonly Divergence[]>> = {
@@ -98,6 +109,50 @@ export const QEMU_DIVERGENCES: Readonly<Record<string, readonly Divergence[]>> =
     'fetch, pte bit 51 set: #PF err=0x18 cr2=0x8040207000',
     'efer.nxe=0: read of a page with bit 63 set: #PF err=0x8 cr2=0x8040204013',
   ].map(rsvdWithP),
+  protected: [
+    {
+      qemu: '#UD with its gate not present: #NP err=0x32',
+      sdm: '#UD with its gate not present: #NP err=0x33',
+      why: 'EXT (bit 0) is set because the #NP arose while delivering an exception (SDM 6.13); QEMU 7.2 clears it',
+    },
+    limitCheck('read dword at 0xffd, limit 0xfff', '#GP'),
+    limitCheck('read byte at 0x1000, limit 0xfff', '#GP'),
+    limitCheck('g=1 limit 0: read byte at 0x1000', '#GP'),
+    limitCheck('read-only data: write', '#GP'),
+    limitCheck('readable code in fs: write', '#GP'),
+    limitCheck('null fs: read', '#GP'),
+    limitCheck('expand-down b=1 limit 0xfff: read at 0x800', '#GP'),
+    limitCheck('expand-down b=1 limit 0xfff: read at 0xfff', '#GP'),
+    limitCheck('expand-down b=1: dword at 0xfffffffe', '#GP'),
+    limitCheck('expand-down b=0 limit 0xfff: read at 0x10000', '#GP'),
+    limitCheck('expand-down b=0: dword at 0xfffe', '#GP'),
+    limitCheck('ss limit: read at esp (beyond)', '#SS'),
+    {
+      qemu: '  (no fault)',
+      sdm: '  at k_ss_access_i+0',
+      why: `${NO_LIMIT_CHECK} (the faulting instruction)`,
+    },
+    limitCheck('expand-down ss: read at esp-0x1800 (below the limit)', '#SS'),
+    {
+      qemu: 'ltr of null: no exception',
+      sdm: 'ltr of null: #GP err=0x0',
+      why: 'QEMU TCG loads a null selector into TR; the SDM (Vol. 2A LTR) raises #GP(0)',
+    },
+    ...[
+      '  read, 4m pde bit 21 set: #PF err=0x8 cr2=0x40800019',
+      '  efer.nxe=0: read of a page with bit 63 set: #PF err=0x8 cr2=0x4000501a',
+      '  read, pte bit 51 set: #PF err=0x8 cr2=0x4000601b',
+      '  write, pte bit 51 set: #PF err=0xa cr2=0x4000601c',
+      '  read, 2m pde bit 13 set: #PF err=0x8 cr2=0x4040001d',
+    ].map(rsvdWithP),
+    {
+      qemu: '  4k write: pdpte 0x21 pde A- pte AD',
+      sdm: '  4k write: pdpte 0x1 pde A- pte AD',
+      why:
+        'QEMU TCG sets bit 5 in a PAE PDPTE; the SDM (4.4.1, Table 4-8) makes bits 8:5 reserved there and ' +
+        'loads the PDPTEs into registers at MOV CR3, so the processor never writes them',
+    },
+  ],
 };
 
 /** CR LF to LF, and no trailing blank line. */
