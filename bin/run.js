@@ -1,6 +1,14 @@
 #!/usr/bin/env node
 // The `vmm` command. Commands are compiled to dist/ by `npm run build` (run by `npm install`), and
 // oclif.manifest.json lets oclif find a command without importing the others.
+import { existsSync } from 'node:fs';
+import { URL } from 'node:url';
+
+if (!existsSync(new URL('../dist/src/index.js', import.meta.url))) {
+  process.stderr.write('vmm: not built yet: run `npm run build` in the package (npm install does it)\n');
+  process.exit(1);
+}
+
 const argv = process.argv.slice(2);
 
 // `vmm up` starts a machine without loading oclif when its arguments parse cleanly (start-up time;
