@@ -180,6 +180,10 @@ export class CpuCoreBase {
   nsPerInsn = 1;
   protected clockBase = 0;
   protected icountBase = 0;
+  /** Virtual time spent beyond the per-instruction rate (PAUSE), since the last rebase. */
+  protected stallNs = 0;
+  /** Extra virtual time a PAUSE takes (spin-wait loops then burn fewer emulated instructions). */
+  pauseNs = 0;
 
   // ---- statistics ----
   readonly counters = {
@@ -227,7 +231,7 @@ export class CpuCoreBase {
 
   /** Bring the virtual clock up to the current instruction (before any device access). */
   syncClock(): number {
-    const now = this.clockBase + (this.icount - this.icountBase) * this.nsPerInsn;
+    const now = this.clockBase + (this.icount - this.icountBase) * this.nsPerInsn + this.stallNs;
     if (now > this.clock.now) this.clock.now = now;
     return this.clock.now;
   }
@@ -235,6 +239,7 @@ export class CpuCoreBase {
   protected rebaseClock(): void {
     this.clockBase = this.clock.now;
     this.icountBase = this.icount;
+    this.stallNs = 0;
   }
 
   // =============================================================================================

@@ -78,6 +78,14 @@ export default definePlugin({
           "close to real hardware for timer-driven guests, and a guest's busy-wait on a timer costs as " +
           'many emulated instructions as it would cycles/3 on a 3 GHz host',
       ),
+    'pause-ns': z
+      .number()
+      .min(0)
+      .default(40)
+      .describe(
+        'virtual time a PAUSE instruction takes on top of ns-per-instruction (Skylake and later: ~140 cycles, ' +
+          'about 40 ns): spin-wait loops that use PAUSE reach their deadline in fewer emulated instructions',
+      ),
     start: z
       .enum(['reset-vector', 'flat32'])
       .default('reset-vector')
@@ -101,6 +109,7 @@ export default definePlugin({
       tscMhz: s['tsc-mhz'],
     };
     cpu.nsPerInsn = s['ns-per-instruction'];
+    cpu.pauseNs = s['pause-ns'];
     cpu.onTripleFault = (message) =>
       ctx.machine.stop({ kind: 'fault', message, state: cpu.dumpState(), source: ctx.instanceName });
     const baseReset = cpu.reset.bind(cpu);

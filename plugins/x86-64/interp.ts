@@ -123,7 +123,7 @@ export class X86Cpu extends CpuSystem {
     const ns = this.nsPerInsn;
     for (;;) {
       if (this.eventCheck && this.serviceEvents()) break;
-      const now = this.clockBase + (this.icount - this.icountBase) * ns;
+      const now = this.clockBase + (this.icount - this.icountBase) * ns + this.stallNs;
       if (now >= deadlineNs) break;
       this.execute(Math.min(Math.ceil((deadlineNs - now) / ns), 1_000_000));
     }
@@ -1731,7 +1731,11 @@ export class X86Cpu extends CpuSystem {
           this.xchgAcc(8);
           return;
         }
-        // NOP; F3 90 is PAUSE.
+        // NOP; F3 90 is PAUSE: a spin-wait hint that takes `pauseNs` of virtual time.
+        if (this.rep === 0xf3 && this.pauseNs > 0) {
+          this.stallNs += this.pauseNs;
+          this.eventCheck = true;
+        }
         return;
       case 0x91:
       case 0x92:

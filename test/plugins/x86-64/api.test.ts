@@ -70,4 +70,15 @@ describe('x86-64 CPU interface', () => {
     expect(m.done).toBe(true);
     expect(m.cpu.stats()).toMatchObject({ 'ud[0f 0b @ 0x8001]': 1 });
   });
+
+  it('charges PAUSE its configured virtual time', () => {
+    const m = testMachine();
+    load(m, 0x8000, assemble('.code32\n mov ecx, 1000\n1: pause\n loop 1b\n out 0xeb, al\n', 0x8000));
+    m.cpu.setEntry({ mode: 'protected', ip: 0x8000 });
+    m.cpu.pauseNs = 40;
+    m.run(1_000_000_000);
+    expect(m.done).toBe(true);
+    // 2002 instructions at 1 ns each, plus 1000 PAUSEs at 40 ns.
+    expect(m.clock.now).toBe(2002 + 40_000);
+  });
 });
