@@ -122,6 +122,15 @@ describe('vmm up', () => {
     expect(j.stats.sink!.prefixLength).toBe(2);
   });
 
+  it('takes plugin defaults from .vmmrc.yaml in the working directory, unless --no-user-config', async () => {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'vmm-rc-'));
+    fs.writeFileSync(path.join(cwd, '.vmmrc.yaml'), 'defaults:\n  ticker: { code: 9 }\n');
+    const withRc = await runCli(['up', fixture('ticker.yaml'), '-q'], { cwd });
+    expect(withRc.code).toBe(9);
+    const without = await runCli(['up', fixture('ticker.yaml'), '-q', '--no-user-config'], { cwd });
+    expect(without.code).toBe(0);
+  });
+
   it('rejects an unknown --stats format and an unknown flag as usage errors', async () => {
     expect((await runCli(['up', fixture('ticker.yaml'), '--stats=xml'])).code).toBe(2);
     expect((await runCli(['up', fixture('ticker.yaml'), '--no-such-flag'])).code).toBe(2);
