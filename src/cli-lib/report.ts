@@ -59,11 +59,46 @@ function formatValue(v: number | string): string {
   return Number.isInteger(v) ? groupDigits(v) : v.toPrecision(6);
 }
 
-/** A plain-text table, one block per section. */
+/**
+ * Counters named `exits.REASON` (with `hostMs.REASON` when timed) form a per-exit-reason table:
+ * count, share of all exits, host time. Everything else goes in the generic section/counter table.
+ */
+function exitTable(section: string, counters: Record<string, number | string>): string | undefined {
+  const reasons = Object.keys(counters)
+    .filter((k) => k.startsWith('exits.'))
+    .map((k) => k.slice('exits.'.length));
+  if (reasons.length === 0) return undefined;
+  const count = (r: string) => num(counters[`exits.${r}`]);
+  const timed = reasons.some((r) => counters[`hostMs.${r}`] !== undefined);
+  const total = reasons.reduce((a, r) => a + count(r), 0);
+  reasons.sort((a, b) => count(b) - count(a) || a.localeCompare(b));
+  const pct = (n: number) => (total > 0 ? `${((100 * n) / total).toFixed(1)}%` : '-');
+  const ms = (v: number) => v.toFixed(3);
+  const rows: string[][] = [[`${section} exit reason`, 'count', 'share', ...(timed ? ['host ms'] : [])]];
+  let totalMs = 0;
+  for (const r of reasons) {
+    const t = num(counters[`hostMs.${r}`]);
+    totalMs += t;
+    rows.push([r, groupDigits(count(r)), pct(count(r)), ...(timed ? [ms(t)] : [])]);
+  }
+  rows.push(['total', groupDigits(total), pct(total), ...(timed ? [ms(totalMs)] : [])]);
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows
+    .map((r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  '))
+    .join('\n');
+}
+
+const isExitKey = (k: string) => k.startsWith('exits.') || k.startsWith('hostMs.');
+
+/** A plain-text table, one block per section; exit counters as their own table after it. */
 export function formatStatsTable(stats: Stats): string {
   const rows: [string, string, string][] = [];
+  const exitTables: string[] = [];
   for (const [section, counters] of Object.entries(stats)) {
-    for (const [k, v] of Object.entries(counters)) rows.push([section, k, formatValue(v)]);
+    const et = exitTable(section, counters);
+    if (et) exitTables.push(et);
+    for (const [k, v] of Object.entries(counters))
+      if (!(et && isExitKey(k))) rows.push([section, k, formatValue(v)]);
   }
   const header: [string, string, string] = ['section', 'counter', 'value'];
   const w = [0, 1, 2].map((i) => Math.max(header[i]!.length, ...rows.map((r) => r[i]!.length)));
@@ -75,7 +110,7 @@ export function formatStatsTable(stats: Stats): string {
     out.push(line([r[0] === last ? '' : r[0], r[1], r[2]]));
     last = r[0];
   }
-  return out.join('\n');
+  return [out.join('\n'), ...exitTables].join('\n\n');
 }
 
 /** What `--stats=json` writes: the stop reason and every counter. */

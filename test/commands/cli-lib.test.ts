@@ -190,3 +190,39 @@ describe('plugins listing', () => {
     ]);
   });
 });
+
+describe('exit-reason table', () => {
+  it('turns exits.REASON/hostMs.REASON counters into count, share and host time, largest first', () => {
+    const text = formatStatsTable({
+      machine: { virtualNs: 5 },
+      vmx: {
+        'exits.Cpuid': 250,
+        'exits.IoInstruction': 750,
+        'hostMs.Cpuid': 1.5,
+        'hostMs.IoInstruction': 3.25,
+        exits: 1000,
+        entryFailures: 0,
+      },
+    });
+    expect(text.split('\n')).toEqual([
+      'section  counter        value',
+      'machine  virtualNs          5',
+      'vmx      exits          1,000',
+      '         entryFailures      0',
+      '',
+      'vmx exit reason  count   share  host ms',
+      'IoInstruction      750   75.0%    3.250',
+      'Cpuid              250   25.0%    1.500',
+      'total            1,000  100.0%    4.750',
+    ]);
+  });
+
+  it('leaves out the host time column when exits are not timed', () => {
+    const text = formatStatsTable({ vmx: { 'exits.Hlt': 3, exits: 3 } });
+    expect(text.split('\n').slice(-3)).toEqual([
+      'vmx exit reason  count   share',
+      'Hlt                  3  100.0%',
+      'total                3  100.0%',
+    ]);
+  });
+});
