@@ -182,6 +182,11 @@ export class CpuCoreBase {
   protected icountBase = 0;
   /** Virtual time spent beyond the per-instruction rate (PAUSE), since the last rebase. */
   protected stallNs = 0;
+  /**
+   * Counts memory writes and time-dependent reads (MMIO, ports, TSC): an idle loop is one whose
+   * iteration changes no register and none of these (see X86Cpu.backEdge).
+   */
+  sideEffects = 0;
   /** Extra virtual time a PAUSE takes (spin-wait loops then burn fewer emulated instructions). */
   pauseNs = 0;
 
@@ -196,6 +201,8 @@ export class CpuCoreBase {
     mmioWrites: 0,
     ioReads: 0,
     ioWrites: 0,
+    /** Idle loops whose wait was skipped to the next timer deadline. */
+    idleSkips: 0,
   };
 
   private readonly treq: TranslateRequest = { gpa: 0, linear: 0, write: false, fetch: false, walk: false };
@@ -983,6 +990,7 @@ export class CpuCoreBase {
   }
 
   writeSlow(lin: number, size: number, v: number, vh: number): void {
+    this.sideEffects++;
     const off = (lin >>> 0) & 0xfff;
     if (off + size > 4096) {
       // Check both pages first so a fault leaves memory untouched.
@@ -1027,6 +1035,7 @@ export class CpuCoreBase {
   protected noteCodeWrite(_phys: number): void {}
 
   mmioRead(phys: number, size: number): number {
+    this.sideEffects++;
     this.syncClock();
     this.counters.mmioReads++;
     return this.bus.read(phys, size as 1 | 2 | 4);
@@ -1098,6 +1107,7 @@ export class CpuCoreBase {
   }
 
   write8(lin: number, v: number): void {
+    this.sideEffects++;
     const i = (lin >>> 12) & TLB_MASK;
     const o = lin & 0xfff;
     if (this.tW[i] === lin - o) {
@@ -1108,6 +1118,7 @@ export class CpuCoreBase {
   }
 
   write16(lin: number, v: number): void {
+    this.sideEffects++;
     const i = (lin >>> 12) & TLB_MASK;
     const o = lin & 0xfff;
     if (this.tW[i] === lin - o && o < 4095) {
@@ -1121,6 +1132,7 @@ export class CpuCoreBase {
   }
 
   write32(lin: number, v: number): void {
+    this.sideEffects++;
     const i = (lin >>> 12) & TLB_MASK;
     const o = lin & 0xfff;
     if (this.tW[i] === lin - o && o < 4093) {
@@ -1136,6 +1148,7 @@ export class CpuCoreBase {
   }
 
   write64(lin: number, v: number, vh: number): void {
+    this.sideEffects++;
     const i = (lin >>> 12) & TLB_MASK;
     const o = lin & 0xfff;
     if (this.tW[i] === lin - o && o < 4089) {

@@ -86,6 +86,13 @@ export default definePlugin({
         'virtual time a PAUSE instruction takes on top of ns-per-instruction (Skylake and later: ~140 cycles, ' +
           'about 40 ns): spin-wait loops that use PAUSE reach their deadline in fewer emulated instructions',
       ),
+    'idle-skip': z
+      .boolean()
+      .default(true)
+      .describe(
+        'when a loop iteration changes no register, flag or memory and touches no device or TSC (an idle ' +
+          'spin waiting for an interrupt), jump virtual time to the next timer deadline instead of spinning',
+      ),
     start: z
       .enum(['reset-vector', 'flat32'])
       .default('reset-vector')
@@ -110,6 +117,7 @@ export default definePlugin({
     };
     cpu.nsPerInsn = s['ns-per-instruction'];
     cpu.pauseNs = s['pause-ns'];
+    cpu.idleSkip = s['idle-skip'];
     cpu.onTripleFault = (message) =>
       ctx.machine.stop({ kind: 'fault', message, state: cpu.dumpState(), source: ctx.instanceName });
     const baseReset = cpu.reset.bind(cpu);

@@ -119,6 +119,7 @@ export class X86Cpu extends CpuSystem {
       return;
     }
     this.rebaseClock();
+    this.runDeadline = deadlineNs;
     this.exitReq = false;
     const ns = this.nsPerInsn;
     for (;;) {
@@ -1017,6 +1018,52 @@ export class X86Cpu extends CpuSystem {
   private jumpRel(rel: number): void {
     const t = this.nextRip() + rel;
     this.setRipNear(t);
+    if (rel < 0 && this.idleSkip) this.backEdge(t);
+  }
+
+  // ---- idle-loop detection ----
+  /** Skip virtual time in loops that provably wait for an event (see backEdge). */
+  idleSkip = true;
+  private spinTarget = NaN;
+  private spinCount = 0;
+  private readonly spinSnap = new Int32Array(34);
+  private spinSide = 0;
+  /** The deadline of the current run() (time never skips past it). */
+  private runDeadline = 0;
+
+  /**
+   * A taken backward branch. When a loop comes back to the same target with every register, the
+   * flags and memory unchanged (no write, MMIO, port or TSC access in the iteration), its state is
+   * a fixed point: on a machine with one CPU it can only leave the loop through an event, so
+   * virtual time jumps to the run deadline (the next timer) instead of spinning there.
+   */
+  private backEdge(target: number): void {
+    if (target !== this.spinTarget) {
+      this.spinTarget = target;
+      this.spinCount = 0;
+      return;
+    }
+    const c = ++this.spinCount;
+    if (c < 64) return;
+    const snap = this.spinSnap;
+    if (c === 64) {
+      for (let i = 0; i < 16; i++) {
+        snap[i] = this.rl[i];
+        snap[16 + i] = this.rh[i];
+      }
+      snap[32] = this.getFlags();
+      this.spinSide = this.sideEffects;
+      return;
+    }
+    this.spinCount = 0;
+    if (this.sideEffects !== this.spinSide || snap[32] !== this.getFlags()) return;
+    for (let i = 0; i < 16; i++) if (snap[i] !== this.rl[i] || snap[16 + i] !== this.rh[i]) return;
+    const now = this.clockBase + (this.icount - this.icountBase) * this.nsPerInsn + this.stallNs;
+    if (this.runDeadline > now && this.runDeadline !== Infinity) {
+      this.stallNs += this.runDeadline - now;
+      this.counters.idleSkips++;
+      this.eventCheck = true;
+    }
   }
 
   /** Set RIP for a near transfer, truncating to the operand size and checking the target. */
@@ -2709,6 +2756,7 @@ export class X86Cpu extends CpuSystem {
     }
     this.rip = this.nextRip();
     this.syncClock();
+    this.sideEffects++;
     if (input) {
       this.counters.ioReads++;
       const v = this.bus.ioRead(port, size);
@@ -2746,6 +2794,7 @@ export class X86Cpu extends CpuSystem {
     const srcSeg = this.segOv >= 0 ? this.segOv : DS;
     let n = rep ? REP_CHUNK : 1;
     this.syncClock();
+    this.sideEffects++;
     while (n-- > 0) {
       if (input) {
         const lin = this.strLin(ES, 7, size, true);
@@ -3452,6 +3501,7 @@ export class X86Cpu extends CpuSystem {
       if (this.hooks.msr(e)) return this.took();
     }
     this.syncClock();
+    this.sideEffects++;
     if (!this.readMsr(msr)) this.gp(0);
     this.setReg(0, 4, false, this.msrLo, 0);
     this.setReg(2, 4, false, this.msrHi, 0);
@@ -3478,6 +3528,7 @@ export class X86Cpu extends CpuSystem {
   }
 
   private rdtsc(aux: boolean): void {
+    this.sideEffects++;
     const t = this.tsc();
     this.setReg(0, 4, false, (t % TWO32) | 0, 0);
     this.setReg(2, 4, false, Math.floor(t / TWO32) | 0, 0);

@@ -81,4 +81,28 @@ describe('x86-64 CPU interface', () => {
     // 2002 instructions at 1 ns each, plus 1000 PAUSEs at 40 ns.
     expect(m.clock.now).toBe(2002 + 40_000);
   });
+
+  it('skips the virtual time of an idle loop to the next timer, but not of a counting loop', () => {
+    const m = testMachine();
+    // Spin on a flag in memory until 10 ms of virtual time have passed (a timer sets it).
+    load(m, 0x8000, assemble('.code32\n1: cmp byte ptr [0x9000], 0\n je 1b\n out 0xeb, al\n', 0x8000));
+    m.cpu.setEntry({ mode: 'protected', ip: 0x8000 });
+    const t = m.clock.createTimer('flag', () => (m.ram[0x9000] = 1));
+    m.clock.arm(t, 10_000_000);
+    for (let i = 0; i < 100 && !m.done; i++) {
+      m.cpu.run(m.clock.nextDeadline());
+      m.clock.fireDue();
+    }
+    expect(m.done).toBe(true);
+    expect(m.cpu.instructionsRetired).toBeLessThan(1000);
+    expect(m.cpu.stats().idleSkips).toBeGreaterThan(0);
+
+    // A delay loop changes ECX every iteration: it runs in full.
+    const d = testMachine();
+    load(d, 0x8000, assemble('.code32\n mov ecx, 100000\n1: dec ecx\n jnz 1b\n out 0xeb, al\n', 0x8000));
+    d.cpu.setEntry({ mode: 'protected', ip: 0x8000 });
+    d.run(1_000_000_000);
+    expect(d.cpu.instructionsRetired).toBe(200_002);
+    expect(d.cpu.stats().idleSkips).toBe(0);
+  });
 });
