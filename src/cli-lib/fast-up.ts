@@ -19,6 +19,7 @@ export interface ManifestFlag {
   multiple?: boolean;
   options?: readonly string[];
   allowNo?: boolean;
+  default?: unknown;
 }
 
 export function readUpFlags(root = packageRoot()): Record<string, ManifestFlag> | undefined {
@@ -62,7 +63,11 @@ export function fastParseUp(
   const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
   for (const f of Object.values(flags)) {
     const v = values[f.name];
-    if (v === undefined) continue;
+    if (v === undefined) {
+      // oclif applies a flag's default when it is absent (the manifest records static ones).
+      if (f.default !== undefined) values[f.name] = f.default as string | boolean | string[];
+      continue;
+    }
     // A string option given twice: oclif takes the last one; parseArgs too, but be strict anyway.
     if (typeof v === 'string' && v.startsWith('-')) return undefined;
     if (f.options && typeof v === 'string' && !f.options.includes(v)) return undefined;
