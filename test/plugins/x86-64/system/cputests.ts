@@ -30,6 +30,7 @@ export const CPU_TESTS: readonly CpuTest[] = [
   { name: 'long', image: 'guests/cputests/long.bin' },
   { name: 'paging', image: 'guests/cputests/paging.bin' },
   { name: 'protected', image: 'guests/cputests/protected.elf' },
+  { name: 'real', image: 'guests/cputests/real.elf' },
 ];
 
 export interface Divergence {
@@ -151,6 +152,15 @@ export const QEMU_DIVERGENCES: Readonly<Record<string, readonly Divergence[]>> =
       why:
         'QEMU TCG sets bit 5 in a PAE PDPTE; the SDM (4.4.1, Table 4-8) makes bits 8:5 reserved there and ' +
         'loads the PDPTEs into registers at MOV CR3, so the processor never writes them',
+    },
+  ],
+  real: [
+    {
+      qemu: '  word read at ds:0xffff: no exception',
+      sdm: '  word read at ds:0xffff: #GP, saved ip at rm_wrap+0',
+      why:
+        'QEMU TCG does not check the 64 KiB real-mode segment limit; the SDM (Vol. 3A 21.1.3, Vol. 2 real-address ' +
+        'mode exceptions) raises #GP when an operand crosses offset 0xFFFF',
     },
   ],
 };
