@@ -30,14 +30,14 @@
 #define VPT_VIA(pdi, slot) (VPD(pdi) + (u64)(slot) * 4096)   /* PD[pdi] -> the same pt_t */
 
 /* PT slots. */
-enum { S_A, S_NP, S_URO, S_SUP, S_NX, S_X, S_X_NEXT, S_RSVD, S_TLB, S_GLOBAL, S_SRO, S_AD, S_W, S_W_NEXT };
+enum { S_A, S_NP, S_URO, S_SUP, S_NX, S_X, S_X_NEXT, S_RSVD, S_TLB, S_GLOBAL, S_SRO, S_AD, S_W, S_W_NEXT, S_XC, S_XC_NEXT, S_CODE, S_CODE_W };
 /* PD entries. */
 enum { PD_2M, PD_PT, PD_2M_RSVD, PD_PT_RSVD, PD_PT_NX, PD_PT_SUP, PD_PT_RO, PD_2M_AD, PD_2M_TLB };
 
 static u64 pdpt_t[512] __attribute__((aligned(4096)));
 static u64 pd_t[512] __attribute__((aligned(4096)));
 static u64 pt_t[512] __attribute__((aligned(4096)));
-enum { PG_A, PG_B, PG_C, PG_X, PG_W, PG_COUNT };
+enum { PG_A, PG_B, PG_C, PG_X, PG_W, PG_CODE, PG_COUNT };
 static u8 pages[PG_COUNT][4096] __attribute__((aligned(4096)));
 /* Two 2 MiB-aligned physical frames would not fit in the image: 2 MiB pages map physical 0 and 2 MiB. */
 
@@ -227,6 +227,10 @@ static void faults(void) {
   u32 saved = ((u32 *)pages[PG_X])[0];
   print_fault("fetch of an instruction that crosses into a not-present page", probe(call_at, (long)V4K(S_X) + 4094));
   printf_("  rip is the instruction: %s\n", last.rip == V4K(S_X) + 4094 ? "yes" : "no");
+  pt_t[S_XC] = pa(pages[PG_X]) | PTE_P | PTE_W;
+  pt_t[S_XC_NEXT] = pa(pages[PG_C]) | PTE_XD | PTE_P | PTE_W;
+  flush_all();
+  print_fault("fetch of an instruction that crosses into an xd page", probe(call_at, (long)V4K(S_XC) + 4094));
   print_fault("4-byte read crossing into a not-present page", probe(rd32, (long)V4K(S_X) + 4094));
   print_fault("4-byte write crossing into a not-present page", probe(wr32, (long)V4K(S_W) + 4094));
   printf_("  first page left unwritten: %s\n", pages[PG_W][4094] == 0 && pages[PG_W][4095] == 0 ? "yes" : "no");
@@ -270,6 +274,27 @@ static void smep_smap(void) {
   __asm__ volatile("clac");
   wrcr4(cr4);
   fill_pages();
+}
+
+/* MOV EAX, imm32; RET at the start of PG_CODE, written through a second (writable) mapping. */
+static u32 code_alias(u32 imm) {
+  volatile u8 *w = (volatile u8 *)V4K(S_CODE_W);
+  w[0] = 0xb8;
+  for (int i = 0; i < 4; i++) w[1 + i] = (u8)(imm >> (8 * i));
+  w[5] = 0xc3;
+  u32 r = ((u32(*)(void))V4K(S_CODE))();
+  BARRIER();
+  return r;
+}
+
+static void modified_code(void) {
+  pt_t[S_CODE] = pa(pages[PG_CODE]) | PTE_P;
+  pt_t[S_CODE_W] = pa(pages[PG_CODE]) | PTE_P | PTE_W | PTE_XD;
+  flush_all();
+  u32 first = code_alias(0x11111111);
+  u32 second = code_alias(0x22222222);
+  printf_("code written through an alias mapping, then run: 0x%x then 0x%x\n", first, second);
+  print_fault("fetch from the xd alias", probe(call_at, (long)V4K(S_CODE_W)));
 }
 
 static void tlb(void) {
@@ -345,6 +370,7 @@ int main(void) {
   accessed_dirty();
   faults();
   smep_smap();
+  modified_code();
   tlb();
   puts_("done\n");
   return 0;
