@@ -163,6 +163,12 @@ export class CpuCoreBase {
   protected readonly tagWU = new Float64Array(TLB_SIZE).fill(-1);
   protected readonly tagXU = new Float64Array(TLB_SIZE).fill(-1);
   protected readonly tlbGlobal = new Uint8Array(TLB_SIZE);
+  /** Offset mask of the page an entry was cut from when larger than 4 KiB (0 for 4 KiB pages). */
+  protected readonly tlbLargeMask = new Int32Array(TLB_SIZE);
+  /** Entries with a non-zero tlbLargeMask (an upper bound). */
+  protected largeEntries = 0;
+  /** Offset mask of the page the last translation used (0xfff, 0x1fffff, 0x3fffff, 0x3fffffff). */
+  protected pageMask = 0xfff;
   protected readonly tlbMem: Uint8Array[] = new Array<Uint8Array>(TLB_SIZE);
   protected readonly tlbOff = new Int32Array(TLB_SIZE);
   /** Physical page base of each entry (for write invalidation of decoded code, stats). */
@@ -525,6 +531,8 @@ export class CpuCoreBase {
       this.tagWU.fill(-1);
       this.tagXU.fill(-1);
       this.tlbGlobal.fill(0);
+      this.tlbLargeMask.fill(0);
+      this.largeEntries = 0;
       return;
     }
     const g = this.tlbGlobal;
@@ -542,7 +550,27 @@ export class CpuCoreBase {
 
   /** INVLPG: drop the entry for one linear page (any size page containing it: we cache 4K pieces). */
   flushTlbPage(lin: number): void {
-    const i = (lin >>> 12) & TLB_MASK;
+    if (this.largeEntries > 0) {
+      // INVLPG drops the whole translation of a large page: every 4 KiB piece cached from it.
+      const m = this.tlbLargeMask;
+      for (let k = 0; k < TLB_SIZE; k++) {
+        const mask = m[k];
+        if (mask === 0) continue;
+        const tag = Math.max(
+          this.tagRS[k],
+          this.tagWS[k],
+          this.tagXS[k],
+          this.tagRU[k],
+          this.tagWU[k],
+          this.tagXU[k],
+        );
+        if (tag >= 0 && Math.floor(tag / (mask + 1)) === Math.floor(lin / (mask + 1))) this.dropEntry(k);
+      }
+    }
+    this.dropEntry((lin >>> 12) & TLB_MASK);
+  }
+
+  private dropEntry(i: number): void {
     this.tagRS[i] = -1;
     this.tagWS[i] = -1;
     this.tagXS[i] = -1;
@@ -600,6 +628,7 @@ export class CpuCoreBase {
   translate(lin: number, acc: Acc, user: boolean): number {
     if (!this.paging) {
       this.phys = this.stage2(lin, lin, acc === Acc.Write, acc === Acc.Fetch, false);
+      this.pageMask = 0xfff;
       return 0x13;
     }
     const cr4 = this.cr4;
@@ -635,6 +664,7 @@ export class CpuCoreBase {
         // 4 MiB page; bits 20:13 are physical bits 39:32 (PSE-36), bit 21 reserved.
         if (l0 & (1 << 21)) rsvd = true;
         physPage = ((l0 & 0xffc00000) >>> 0) + ((l0 >>> 13) & 0xff) * TWO32 + (linLo & 0x3ff000);
+        this.pageMask = 0x3fffff;
         global = (l0 >> 8) & 1;
         dirty = (l0 >> 6) & 1;
       } else {
@@ -644,6 +674,7 @@ export class CpuCoreBase {
         rw &= (l1 >> 1) & 1;
         us &= (l1 >> 2) & 1;
         physPage = (l1 & 0xfffff000) >>> 0;
+        this.pageMask = 0xfff;
         global = (l1 >> 8) & 1;
         dirty = (l1 >> 6) & 1;
       }
@@ -683,6 +714,7 @@ export class CpuCoreBase {
           if (l2 & 0x3fffe000) rsvd = true;
           if (rsvd) return this.pageFault(lin, acc, user, PFEC.P | PFEC.RSVD);
           physPage = (this.pteHi & 0xfffff) * TWO32 + ((l2 & 0xc0000000) >>> 0) + (linLo & 0x3ffff000);
+          this.pageMask = 0x3fffffff;
           global = (l2 >> 8) & 1;
           dirty = (l2 >> 6) & 1;
           return this.finishWalk(
@@ -730,6 +762,7 @@ export class CpuCoreBase {
         if (l1 & 0x1fe000) rsvd = true;
         if (rsvd) return this.pageFault(lin, acc, user, PFEC.P | PFEC.RSVD);
         physPage = (this.pteHi & 0xfffff) * TWO32 + ((l1 & 0xffe00000) >>> 0) + (linLo & 0x1ff000);
+        this.pageMask = 0x1fffff;
         global = (l1 >> 8) & 1;
         dirty = (l1 >> 6) & 1;
         return this.finishWalk(
@@ -766,6 +799,7 @@ export class CpuCoreBase {
       us &= (l0 >> 2) & 1;
       xd |= this.pteHi >>> 31;
       physPage = (this.pteHi & 0xfffff) * TWO32 + ((l0 & 0xfffff000) >>> 0);
+      this.pageMask = 0xfff;
       global = (l0 >> 8) & 1;
       dirty = (l0 >> 6) & 1;
       return this.finishWalk(
@@ -927,6 +961,9 @@ export class CpuCoreBase {
     this.tlbOff[i] = page - ram.base;
     this.tlbPhys[i] = page;
     this.tlbGlobal[i] = (perm >> 2) & 1 && this.cr4 & CR4.PGE ? 1 : 0;
+    const large = this.pageMask === 0xfff ? 0 : this.pageMask;
+    if (large !== 0) this.largeEntries++;
+    this.tlbLargeMask[i] = large;
     // Clear the other class's tags for this slot: tlbMem/tlbOff are shared.
     const oR = user ? this.tagRS : this.tagRU;
     if (oR[i] !== -1) {

@@ -115,6 +115,12 @@ after_ro:
   invlpg [0x6000]
   mov eax, [0x6000]
   out 0xe4, eax
+  # INVLPG of any 4 KiB of a 4 MiB page drops the whole translation.
+  mov eax, [0x400000]
+  mov dword ptr [${PD} + 4], 0x800081
+  invlpg [0x401000]
+  mov eax, [0x400000]
+  out 0xe4, eax
   # ring 3 through IRET: SS, ESP, EFLAGS, CS, EIP (DPL-0 data segments would be nulled)
   mov ax, 0x2b
   mov ds, ax
@@ -194,7 +200,7 @@ function desc(base: number, limit: number, access: number, flags: number): [numb
 
 describe('x86-64 legacy modes', () => {
   it('runs real mode, 32-bit protected mode, 32-bit paging and ring 3 as the SDM says', () => {
-    const m = testMachine();
+    const m = testMachine({ ramSize: 0x1000000 });
     const { bytes, sym } = assembleWithSymbols(SOURCE, ORG);
     load(m, ORG, bytes);
     const ram = m.ram;
@@ -227,6 +233,8 @@ describe('x86-64 legacy modes', () => {
     w32(ram, PD, PT | 7);
     w32(ram, PD + 4, 0x400000 | 0x81);
     for (let i = 0; i < 1024; i++) w32(ram, PT + i * 4, (i << 12) | 7);
+    w32(ram, 0x400000, 0x1111);
+    w32(ram, 0x800000, 0x2222);
     m.cpu.loadSeg(1, 0);
     m.cpu.rip = ORG;
     m.run(10_000_000);
@@ -258,6 +266,8 @@ describe('x86-64 legacy modes', () => {
         // stale translation before INVLPG, the new one after
         0x66,
         0x77,
+        // the 4 MiB page's new frame after INVLPG of another 4 KiB inside it
+        0x2222,
         // INT 0x80 from ring 3: EAX, saved CS (RPL 3), ESP on the TSS stack (5 dwords pushed)
         0x1111,
         0x23,
