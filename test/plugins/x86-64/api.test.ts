@@ -105,4 +105,27 @@ describe('x86-64 CPU interface', () => {
     expect(d.cpu.instructionsRetired).toBe(200_002);
     expect(d.cpu.stats().idleSkips).toBe(0);
   });
+
+  it('routes guest-physical accesses through the second-stage hook', () => {
+    const m = testMachine();
+    // Guest-physical 0x8000.. lives at host-physical 0x108000..; guest-physical 0x5000 is a violation.
+    load(m, 0x108000, assemble('.code32\n mov eax, [0x4000]\n mov ebx, [0x5000]\n', 0x8000));
+    m.ram.set([0x78, 0x56, 0x34, 0x12], 0x104000);
+    m.cpu.setEntry({ mode: 'protected', ip: 0x8000 });
+    const seen: string[] = [];
+    m.cpu.hooks.translate = (r) => {
+      if (r.gpa >= 0x5000 && r.gpa < 0x6000) {
+        seen.push(`violation ${r.gpa.toString(16)} fetch=${r.fetch} write=${r.write}`);
+        m.done = true;
+        m.cpu.requestExit();
+        return -1;
+      }
+      return r.gpa + 0x100000;
+    };
+    m.run(1_000_000);
+    expect(m.cpu.rl[0]).toBe(0x12345678);
+    expect(seen).toEqual(['violation 5000 fetch=false write=false']);
+    // The faulting instruction did not complete: RIP still points at it.
+    expect(m.cpu.rip).toBe(0x8005);
+  });
 });
