@@ -67,6 +67,12 @@ __asm__(".text\n"
         "u_read: mov (%edi), %al\n int $0x80\n"
         "u_write: movb $0x77, (%edi)\n int $0x80\n"
         "u_fetch: call *%edi\n int $0x80\n"
+        "u_into: mov $0x7fffffff, %eax\n add $1, %eax\n into\n int $0x80\n"
+        "u_bound: mov $30, %eax\n bound %eax, bound_pair\n int $0x80\n"
+        "u_lcall_kcode: lcall $0x08, $0\n int $0x80\n"
+        /* POPF at CPL 3 trying to clear IF and set IOPL 3. */
+        "u_popf: pushf\n pop %eax\n and $~0x200, %eax\n or $0x3000, %eax\n push %eax\n popf\n pushf\n pop %eax\n"
+        "  int $0x80\n"
         "u_callgate: mov %esp, %esi\n push $0x1111\n push $0x2222\n lcall *(%edi)\n"
         "  mov %cs, %eax\n mov %esp, %ebx\n sub %esi, %ebx\n int $0x80\n"
         "u_sysenter: mov %esp, %ecx\n mov $u_sysenter_back, %edx\n mov $0x55, %eax\n sysenter\n"
@@ -78,7 +84,7 @@ FN(k_int3); LBL(k_int3_after); FN(k_int41); LBL(k_int41_after); FN(k_int42); FN(
 LBL(k_into1_i); LBL(k_into1_after); FN(k_bound); LBL(k_bound_i); FN(k_div0); LBL(k_div0_i); FN(k_ud2);
 FN(k_ss_access); LBL(k_ss_access_i); FN(gate_target); FN(sysenter_entry);
 FN(u_ret); FN(u_cli); FN(u_hlt); FN(u_movcr); FN(u_in80); FN(u_inw81); FN(u_int41); FN(u_int3); FN(u_read);
-FN(u_write); FN(u_fetch); FN(u_callgate); FN(u_sysenter); FN(u_sysexit);
+FN(u_write); FN(u_fetch); FN(u_into); FN(u_bound); FN(u_lcall_kcode); FN(u_popf); FN(u_callgate); FN(u_sysenter); FN(u_sysexit);
 
 u32 ss_saved_esp, ss_sel, ss_esp, ss_off;
 u32 gate_cs, gate_esp, gate_caller_cs, gate_caller_ss, gate_p0, gate_p1;
@@ -246,6 +252,18 @@ static void ring3(void) {
   print_fault("ring 3 int3 (gate dpl 3)", user_probe(u_int3, 0x202, 0));
   printf_("  frame cs=0x%x ss=0x%x\n", last.cs, last.ss);
   set_gate(3, stub_of(3), GATE_INT32, 0);
+  print_fault("ring 3 into with of=1 (gate dpl 0)", user_probe(u_into, 0x202, 0));
+  print_fault("ring 3 bound 30 in [10, 20] (gate dpl 0)", user_probe(u_bound, 0x202, 0));
+  print_fault("ring 3 lcall to dpl 0 code", user_probe(u_lcall_kcode, 0x202, 0));
+  v = user_probe(u_popf, 0x202, 0);
+  print_fault("ring 3 popf clearing if, setting iopl (iopl 0)", v);
+  printf_("  eflags&(iopl|if)=0x%x\n", last.eax & 0x3200);
+  v = user_probe(u_popf, 0x1202, 0);
+  print_fault("ring 3 popf clearing if, setting iopl (iopl 1)", v);
+  printf_("  eflags&(iopl|if)=0x%x\n", last.eax & 0x3200);
+  v = user_probe(u_popf, 0x3202, 0);
+  print_fault("ring 3 popf clearing if (iopl 3)", v);
+  printf_("  eflags&(iopl|if)=0x%x\n", last.eax & 0x3200);
   print_fault("ring 3 in 0x80 (bitmap denies)", user_probe(u_in80, 0x202, 0));
   io_bitmap()[0x80 / 8] &= (u8)~(1 << (0x80 % 8));
   io_bitmap()[0x81 / 8] &= (u8)~(1 << (0x81 % 8));
@@ -415,6 +433,7 @@ static void paging32(void) {
   printf_("paging off: cr0.pg=%u\n", rdcr0() >> 31);
 }
 
+static void load_cr3(long v) { wrcr3((u32)v); }
 static u32 va_pae(int slot) { return TEST_VA + (u32)slot * 4096; }
 static void paging_pae(void) {
   pdpt_pae[0] = (u32)pd_pae0 | PTE_P;
@@ -456,6 +475,12 @@ static void paging_pae(void) {
   print_fault("  efer.nxe=1: user fetch from an xd page", probe_u(u_fetch, va_pae(S_NX)));
   wrmsr(MSR_EFER, rdmsr(MSR_EFER) & ~(u64)EFER_NXE);
   wrcr3(rdcr3());
+
+  /* PAE PDPTEs are loaded by MOV CR3: a present one with a reserved bit (R/W, bit 1) is #GP(0) (SDM 4.4.1). */
+  pdpt_pae[2] = (u32)pd_pae1 | PTE_P | PTE_W;
+  print_fault("  mov cr3, a pdpte with reserved bit 1", probe(load_cr3, (long)pdpt_pae));
+  pdpt_pae[2] = 0;
+  wrcr3((u32)pdpt_pae);
 
   u64 *pdpte = &pdpt_pae[1], *pde = &pd_pae1[0], *pte = &pt_pae[S_A];
   *pde &= ~(u64)(PTE_A | PTE_D), *pte &= ~(u64)(PTE_A | PTE_D), wrcr3(rdcr3());

@@ -147,6 +147,13 @@ export const QEMU_DIVERGENCES: Readonly<Record<string, readonly Divergence[]>> =
       '  read, 2m pde bit 13 set: #PF err=0x8 cr2=0x4040001d',
     ].map(rsvdWithP),
     {
+      qemu: '  mov cr3, a pdpte with reserved bit 1: no exception',
+      sdm: '  mov cr3, a pdpte with reserved bit 1: #GP err=0x0',
+      why:
+        'QEMU TCG does not load PAE PDPTEs at MOV CR3; the SDM (4.4.1) does, and a present PDPTE with a ' +
+        'reserved bit set makes the MOV #GP(0)',
+    },
+    {
       qemu: '  4k write: pdpte 0x21 pde A- pte AD',
       sdm: '  4k write: pdpte 0x1 pde A- pte AD',
       why:
