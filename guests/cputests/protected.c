@@ -481,6 +481,11 @@ static void paging_pae(void) {
   print_fault("  mov cr3, a pdpte with reserved bit 1", probe(load_cr3, (long)pdpt_pae));
   pdpt_pae[2] = 0;
   wrcr3((u32)pdpt_pae);
+  /* The PDPTE registers, not memory, translate until the next MOV CR3 (SDM 4.4.1). */
+  pdpt_pae[1] = 0;
+  print_fault("  pdpte cleared in memory, no mov cr3: read", probe(rd8, (long)va_pae(S_A) + 0x1f));
+  pdpt_pae[1] = (u32)pd_pae1 | PTE_P;
+  wrcr3((u32)pdpt_pae);
 
   u64 *pdpte = &pdpt_pae[1], *pde = &pd_pae1[0], *pte = &pt_pae[S_A];
   *pde &= ~(u64)(PTE_A | PTE_D), *pte &= ~(u64)(PTE_A | PTE_D), wrcr3(rdcr3());

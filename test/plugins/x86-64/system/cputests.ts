@@ -154,6 +154,13 @@ export const QEMU_DIVERGENCES: Readonly<Record<string, readonly Divergence[]>> =
         'reserved bit set makes the MOV #GP(0)',
     },
     {
+      qemu: '  pdpte cleared in memory, no mov cr3: read: #PF err=0x0 cr2=0x4000001f',
+      sdm: '  pdpte cleared in memory, no mov cr3: read: no exception',
+      why:
+        'QEMU TCG reads PAE PDPTEs from memory on every walk; the SDM (4.4.1) translates through the PDPTE ' +
+        'registers loaded by the last MOV CR3, so a PDPTE changed in memory has no effect until then',
+    },
+    {
       qemu: '  4k write: pdpte 0x21 pde A- pte AD',
       sdm: '  4k write: pdpte 0x1 pde A- pte AD',
       why:
