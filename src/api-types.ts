@@ -6,6 +6,7 @@ import type { HostServices } from './core/host.js';
 import type { LogLevel, LogSink } from './core/log.js';
 import type { Machine, RunOptions } from './core/machine.js';
 import type { StopReason } from './core/stop.js';
+import type { Token } from './core/token.js';
 
 export interface LoadOptions {
   /** `--set path.to.key=value` overrides, applied after the file, its `extends` chain and user defaults. */
@@ -50,6 +51,8 @@ export interface LoadedMachine {
   readonly plugins: readonly ResolvedPlugin[];
   /** Run to a stop reason (calls start hooks, runs, calls stop hooks). */
   run(opts?: RunOptions): Promise<StopReason>;
+  /** The value a plugin provides for a token (the first provider, in declaration order), if any. */
+  provided<T>(token: Token<T>): T | undefined;
   /** Per-section counters (machine core, buses, each plugin). */
   stats(): Record<string, Record<string, number | string>>;
   dispose(): Promise<void>;

@@ -11,6 +11,7 @@ import { nodeHost } from '../host/node-host.js';
 import { StdioConsole, type InputStream, type OutputStream } from '../host/stdio-console.js';
 import { formatError } from './errors.js';
 import { defaultMachineFile } from './paths.js';
+import { enableExitTiming, parseTraceFlag, startTrace, type TraceOutput } from './trace.js';
 import { describeStop, formatStatsTable, formatSummary, statsJson } from './report.js';
 
 /** Where `--stats` goes: a table on stderr, JSON on stdout, or JSON in a file. */
@@ -25,6 +26,7 @@ export interface UpOptions {
   logLevel?: LogLevel;
   quiet?: boolean;
   stats?: StatsOutput;
+  trace?: TraceOutput;
   clock?: 'deterministic' | 'realtime';
   /** Skip cosmiconfig user defaults. */
   noUserConfig?: boolean;
@@ -70,6 +72,7 @@ export interface UpFlags {
   'log-level'?: LogLevel;
   quiet?: boolean;
   stats?: string;
+  trace?: string;
   clock?: 'deterministic' | 'realtime';
   kernel?: string;
   append?: string;
@@ -87,6 +90,7 @@ export function upOptions(file: string | undefined, f: UpFlags): UpOptions {
     logLevel: f['log-level'],
     quiet: f.quiet ?? false,
     stats: parseStatsFlag(f.stats),
+    trace: parseTraceFlag(f.trace),
     clock: f.clock,
     noUserConfig: f['no-user-config'] ?? false,
   };
@@ -136,6 +140,16 @@ export async function runUp(opts: UpOptions, io: UpIo = {}): Promise<number> {
 
   const machine = loaded.machine;
   quit = () => machine.stop({ kind: 'quit' });
+  if (opts.stats) enableExitTiming(loaded);
+  if (opts.trace) {
+    const t = startTrace(loaded, opts.trace, stderr);
+    if (typeof t === 'string') {
+      stderr.write(`${c.red.bold('vmm: error:')} ${t}\n`);
+      await loaded.dispose().catch(() => {});
+      return 2;
+    }
+    cleanups.push(() => t.close());
+  }
 
   if (io.signals) {
     let interrupts = 0;

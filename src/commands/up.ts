@@ -45,6 +45,11 @@ The exit code is the guest's power-off code; 124 on timeout, 2 for bad input.`;
       helpValue: '[json|json=FILE]',
       description: 'at the stop, print every counter: a table on stderr, or JSON on stdout (json) or in FILE',
     }),
+    trace: Flags.string({
+      helpValue: 'exits[=FILE]',
+      description:
+        'record every VM exit (virtual time, reason, qualification, guest RIP) on stderr or in FILE',
+    }),
     clock: Flags.option({
       options: ['deterministic', 'realtime'] as const,
       description: "override the machine's clock mode (realtime paces virtual time to the wall clock)",

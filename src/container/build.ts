@@ -71,6 +71,10 @@ export async function buildMachine(
     machine,
     plugins,
     run: (o) => machine.run(o),
+    provided<T>(tok: Token<T>): T | undefined {
+      const p = plan.instances.find((i) => (i.definition.provides ?? []).some((t) => t.key === tok.key));
+      return p ? di.resolve<T>(instanceKey(p.name, tok)) : undefined;
+    },
     stats: () => machine.stats(),
     dispose: () => machine.dispose(),
   };

@@ -1,0 +1,65 @@
+/** `vmm up --trace exits[=FILE]` and `--stats` switching on exit timing, against a stand-in vmx plugin. */
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { enableExitTiming, parseTraceFlag, startTrace } from '../../src/cli-lib/trace.js';
+import { loadMachine } from '../../src/index.js';
+
+function machine(withVmx: boolean): string {
+  mkdirSync('test/.tmp', { recursive: true });
+  const dir = mkdtempSync(join(resolve('test/.tmp'), 'trace-'));
+  const file = join(dir, 'm.yaml');
+  const vmm = withVmx
+    ? `vmm:\n  virtualization: { plugin: ${resolve('test/fixtures/plugins/fake-vmx.ts')} }\n`
+    : '';
+  writeFileSync(file, `host:\n  memory: 1MiB\n${vmm}`);
+  return file;
+}
+
+describe('--trace exits', () => {
+  it('parses its forms and refuses others', () => {
+    expect(parseTraceFlag(undefined)).toBeUndefined();
+    expect(parseTraceFlag('exits')).toEqual({ kind: 'exits' });
+    expect(parseTraceFlag('exits=/tmp/x')).toEqual({ kind: 'exits', file: '/tmp/x' });
+    expect(() => parseTraceFlag('instructions')).toThrow("--trace takes 'exits' or 'exits=FILE'");
+  });
+
+  it('writes one line per exit, with the SDM reason names, to a file', async () => {
+    const m = await loadMachine(machine(true), { noUserConfig: true });
+    const out = join(resolve('test/.tmp'), `trace-${process.pid}.txt`);
+    const t = startTrace(m, { kind: 'exits', file: out }, process.stderr);
+    if (typeof t === 'string') throw new Error(t);
+    await m.run();
+    t.close();
+    expect(readFileSync(out, 'utf8')).toBe(
+      'exit 1 t=1000ns IoInstruction qual=0x3f80000 rip=0x8010\n' +
+        'exit 2 t=1000ns Cpuid qual=0x0 rip=0x8012\n' +
+        'exit 3 t=1000ns EntryFailureGuestState (entry failure) qual=0x0 rip=0x8014\n',
+    );
+    await m.dispose();
+  });
+
+  it('writes to stderr when no file is named', async () => {
+    const m = await loadMachine(machine(true), { noUserConfig: true });
+    let text = '';
+    const t = startTrace(m, { kind: 'exits' }, { write: (s: string) => (text += s) });
+    if (typeof t === 'string') throw new Error(t);
+    await m.run();
+    t.close();
+    expect(text.split('\n').filter(Boolean)).toHaveLength(3);
+    await m.dispose();
+  });
+
+  it('says so when the machine has no virtualization plugin', async () => {
+    const m = await loadMachine(machine(false), { noUserConfig: true });
+    expect(startTrace(m, { kind: 'exits' }, process.stderr)).toMatch(/no virtualization plugin/);
+    await m.dispose();
+  });
+
+  it('--stats switches on host timing per exit', async () => {
+    const m = await loadMachine(machine(true), { noUserConfig: true });
+    enableExitTiming(m);
+    expect(m.stats()['fake-vmx']).toEqual({ timing: 1 });
+    await m.dispose();
+  });
+});
