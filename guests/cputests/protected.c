@@ -26,9 +26,11 @@ enum {
   D_SS_UP,                  /* stack, expand-up, limit = end of ss_area's first page */
   D_SS_DOWN,                /* stack, expand-down, B=1 */
   D_NP,                     /* data, not present */
+  D_KDATA2,                 /* a second flat kernel data segment, for TSS.SS0 */
+  D_GATE,                   /* call gate, filled in by call_gate() */
 };
 #define SEL(d) ((d) * 8)
-#define SEL_GATE SEL(GDT_ENTRIES - 1) /* call gate, filled in by call_gate() */
+#define SEL_GATE SEL(D_GATE)
 
 /* ---- kernel-mode snippets (cdecl, each ends in RET) ---- */
 __asm__(".text\n"
@@ -67,6 +69,8 @@ __asm__(".text\n"
         "u_read: mov (%edi), %al\n int $0x80\n"
         "u_write: movb $0x77, (%edi)\n int $0x80\n"
         "u_fetch: call *%edi\n int $0x80\n"
+        "u_segs: mov %fs, %eax\n mov %gs, %ebx\n int $0x80\n"
+        "u_read32: mov (%edi), %eax\n int $0x80\n"
         "u_into: mov $0x7fffffff, %eax\n add $1, %eax\n into\n int $0x80\n"
         "u_bound: mov $30, %eax\n bound %eax, bound_pair\n int $0x80\n"
         "u_lcall_kcode: lcall $0x08, $0\n int $0x80\n"
@@ -84,7 +88,7 @@ FN(k_int3); LBL(k_int3_after); FN(k_int41); LBL(k_int41_after); FN(k_int42); FN(
 LBL(k_into1_i); LBL(k_into1_after); FN(k_bound); LBL(k_bound_i); FN(k_div0); LBL(k_div0_i); FN(k_ud2);
 FN(k_ss_access); LBL(k_ss_access_i); FN(gate_target); FN(sysenter_entry);
 FN(u_ret); FN(u_cli); FN(u_hlt); FN(u_movcr); FN(u_in80); FN(u_inw81); FN(u_int41); FN(u_int3); FN(u_read);
-FN(u_write); FN(u_fetch); FN(u_into); FN(u_bound); FN(u_lcall_kcode); FN(u_popf); FN(u_callgate); FN(u_sysenter); FN(u_sysexit);
+FN(u_write); FN(u_fetch); FN(u_segs); FN(u_read32); FN(u_into); FN(u_bound); FN(u_lcall_kcode); FN(u_popf); FN(u_callgate); FN(u_sysenter); FN(u_sysexit);
 
 u32 ss_saved_esp, ss_sel, ss_esp, ss_off;
 u32 gate_cs, gate_esp, gate_caller_cs, gate_caller_ss, gate_p0, gate_p1;
@@ -127,6 +131,8 @@ static struct {
 static u64 *idt_gate(int vec) { return (u64 *)(idtr.base + 8 * vec); }
 
 
+static void load_ds(long sel);
+static u64 saved_gp;
 static void interrupts(void) {
   __asm__ volatile("sidt %0" : "=m"(idtr));
   resume_vec[3] = 1;
@@ -162,6 +168,11 @@ static void interrupts(void) {
   print_fault("div by zero", RUN(k_div0));
   printf_("  at k_div0_i+%ld\n", OFF(k_div0_i));
   print_fault("ud2", RUN(k_ud2));
+  /* #GP while its gate is not present: #NP, and two contributory exceptions make #DF (SDM 6.15). */
+  saved_gp = *idt_gate(13);
+  *idt_gate(13) &= ~(1ull << 47);
+  print_fault("#GP with its gate not present", probe(load_ds, 0x1230));
+  *idt_gate(13) = saved_gp;
 
   u64 saved = *idt_gate(0x42);
   *idt_gate(0x42) &= ~(1ull << 47);
@@ -236,12 +247,43 @@ static void segment_limits(void) {
   print_fault("mov ss, user data (dpl 3)", probe(load_ss, SEL_UDATA | 3));
 }
 
+u32 iret_args[2];
+__asm__(".text\n"
+        "k_iret_segs: mov $0x10, %eax\n mov %ax, %fs\n mov $0x23, %eax\n mov %ax, %gs\n mov %ax, %ds\n mov %ax, %es\n"
+        "  push $0x23\n push iret_args + 4\n push $0x202\n push $0x1b\n push iret_args\n iret\n");
+FN(k_iret_segs);
+static void rd32_ac(long a) {
+  __asm__ volatile("pushf; orl $0x40000, (%%esp); popf; movl (%0), %%eax; pushf; andl $~0x40000, (%%esp); popf" ::"r"(a)
+                   : "eax", "memory", "cc");
+}
+
 static void ring3(void) {
   long v = user_probe(u_ret, 0x202, 0);
   print_fault("iret to ring 3 and int 0x80", v);
   printf_("  user cs=0x%x ss=0x%x; frame cs=0x%x ss=0x%x eflags=0x%x; frame ends at esp0: %s\n", last.eax & 0xffff,
           last.ebx & 0xffff, last.cs, last.ss, last.eflags & 0x3cff,
           last.frame + sizeof(struct frame) == esp0_top() ? "yes" : "no");
+  printf_("  handler ss=0x%x (tss.ss0)\n", last.handler_ss);
+  gdt[D_KDATA2] = seg_desc(0, 0xfffff, 0x92, 0xc);
+  set_ss0(SEL(D_KDATA2));
+  user_probe(u_ret, 0x202, 0);
+  printf_("tss.ss0=0x%x: handler ss=0x%x, frame ends at esp0: %s\n", SEL(D_KDATA2), last.handler_ss,
+          last.frame + sizeof(struct frame) == esp0_top() ? "yes" : "no");
+  set_ss0(SEL_KDATA);
+  /* IRET to ring 3 nulls a data segment register whose DPL is below the new CPL (SDM Vol. 2A IRET). */
+  iret_args[0] = (u32)u_segs, iret_args[1] = user_stack_top();
+  print_fault("iret to ring 3 with fs=kernel data, gs=user data", RUN(k_iret_segs));
+  printf_("  in ring 3: fs=0x%x gs=0x%x\n", last.eax & 0xffff, last.ebx & 0xffff);
+  /* Alignment checking: CR0.AM, EFLAGS.AC and CPL 3 (SDM 6.15, #AC). */
+  static u32 aligned_words[2];
+  u32 cr0 = rdcr0();
+  wrcr0(cr0 | CR0_AM);
+  print_fault("ring 3 misaligned dword read, cr0.am=1 eflags.ac=1", user_probe(u_read32, 0x40202, (u32)aligned_words + 1));
+  print_fault("ring 3 aligned dword read, cr0.am=1 eflags.ac=1", user_probe(u_read32, 0x40202, (u32)aligned_words));
+  print_fault("ring 3 misaligned dword read, cr0.am=1 eflags.ac=0", user_probe(u_read32, 0x202, (u32)aligned_words + 1));
+  print_fault("ring 0 misaligned dword read, cr0.am=1 eflags.ac=1", probe(rd32_ac, (long)aligned_words + 1));
+  wrcr0(cr0);
+  print_fault("ring 3 misaligned dword read, cr0.am=0 eflags.ac=1", user_probe(u_read32, 0x40202, (u32)aligned_words + 1));
   print_fault("ring 3 cli (iopl 0)", user_probe(u_cli, 0x202, 0));
   print_fault("ring 3 cli (iopl 3)", user_probe(u_cli, 0x3202, 0));
   print_fault("ring 3 hlt", user_probe(u_hlt, 0x202, 0));

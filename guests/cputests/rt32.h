@@ -9,10 +9,11 @@
 #define SEL_UDATA 0x20
 #define SEL_TSS 0x28
 #define GDT_TEST_FIRST 6 /* gdt[6..GDT_ENTRIES-1]: descriptors the tests fill in */
-#define GDT_ENTRIES 16
+#define GDT_ENTRIES 24
 
 #define CR0_PE 0x1
 #define CR0_WP 0x10000
+#define CR0_AM 0x40000
 #define CR0_PG 0x80000000
 #define CR4_PSE 0x10
 #define CR4_PAE 0x20
@@ -54,7 +55,7 @@ __attribute__((noreturn)) void enter_user(u32 eip, u32 esp, u32 eflags, u32 arg)
 
 /* What the last exception looked like (set by trap). */
 struct fault {
-  u32 vec, err, eip, cs, esp, ss, eflags, cr2, frame, eax, ebx, handler_eflags;
+  u32 vec, err, eip, cs, esp, ss, eflags, cr2, frame, eax, ebx, handler_eflags, handler_ss;
 };
 extern struct fault last;
 /* Vectors whose handler records and returns (IRET) instead of leaving the probe. */
@@ -73,6 +74,8 @@ long user_probe(void (*fn)(void), u32 eflags, u32 arg);
 u32 esp0_top(void);
 u8 *io_bitmap(void);
 void set_iomap_base(u16 base);
+void set_ss0(u16 sel);
+u32 user_stack_top(void);
 #define ESP0_STACK_SIZE 8192
 void print_fault(const char *what, long v);
 

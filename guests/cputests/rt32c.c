@@ -47,9 +47,11 @@ u64 seg_desc(u32 base, u32 limit, u32 access, u32 flags) {
          ((u64)((limit >> 16) & 0xf) << 48) | ((u64)(flags & 0xf) << 52) | ((u64)(base >> 24) << 56);
 }
 
+u32 user_stack_top(void) { return (u32)(user_stack + sizeof user_stack); }
 u32 esp0_top(void) { return (u32)(esp0_stack + sizeof esp0_stack); }
 u8 *io_bitmap(void) { return tss_area.iomap; }
 void set_iomap_base(u16 base) { tss_area.tss.iomap_base = base; }
+void set_ss0(u16 sel) { tss_area.tss.ss0 = sel; }
 
 void rt_init(void) {
   serial_init();
@@ -81,6 +83,8 @@ void trap(struct frame *f) {
   u32 fl;
   __asm__ volatile("pushf; pop %0" : "=r"(fl));
   last.handler_eflags = fl;
+  __asm__ volatile("mov %%ss, %0" : "=r"(fl));
+  last.handler_ss = fl & 0xffff;
   last.vec = f->vec;
   last.err = f->err;
   last.eip = f->eip;

@@ -116,6 +116,11 @@ export const QEMU_DIVERGENCES: Readonly<Record<string, readonly Divergence[]>> =
       sdm: '#UD with its gate not present: #NP err=0x33',
       why: 'EXT (bit 0) is set because the #NP arose while delivering an exception (SDM 6.13); QEMU 7.2 clears it',
     },
+    {
+      qemu: 'ring 3 misaligned dword read, cr0.am=1 eflags.ac=1: vector 0x80',
+      sdm: 'ring 3 misaligned dword read, cr0.am=1 eflags.ac=1: #AC err=0x0',
+      why: 'QEMU TCG does not implement alignment checking; the SDM (6.15, #AC) raises #AC(0) at CPL 3 with CR0.AM and EFLAGS.AC set',
+    },
     limitCheck('read dword at 0xffd, limit 0xfff', '#GP'),
     limitCheck('read byte at 0x1000, limit 0xfff', '#GP'),
     limitCheck('g=1 limit 0: read byte at 0x1000', '#GP'),
