@@ -2538,6 +2538,8 @@ export class X86Cpu extends CpuSystem {
         // DAA
         const old = al;
         if ((al & 0xf) > 9 || af) {
+          // CF also takes the carry out of AL + 6 (SDM DAA).
+          if (al + 6 > 0xff) ncf = 1;
           al = (al + 6) & 0xff;
           naf = RFLAGS.AF;
         }
@@ -2553,6 +2555,8 @@ export class X86Cpu extends CpuSystem {
         // DAS
         const old = al;
         if ((al & 0xf) > 9 || af) {
+          // CF also takes the borrow out of AL - 6 (SDM DAS).
+          if (al < 6) ncf = 1;
           al = (al - 6) & 0xff;
           naf = RFLAGS.AF;
         }
