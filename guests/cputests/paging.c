@@ -30,7 +30,7 @@
 #define VPT_VIA(pdi, slot) (VPD(pdi) + (u64)(slot) * 4096)   /* PD[pdi] -> the same pt_t */
 
 /* PT slots. */
-enum { S_A, S_NP, S_URO, S_SUP, S_NX, S_X, S_X_NEXT, S_RSVD, S_TLB, S_GLOBAL, S_SRO, S_AD, S_W, S_W_NEXT, S_XC, S_XC_NEXT, S_CODE, S_CODE_W };
+enum { S_A, S_NP, S_URO, S_SUP, S_NX, S_X, S_X_NEXT, S_RSVD, S_TLB, S_GLOBAL, S_SRO, S_AD, S_W, S_W_NEXT, S_XC, S_XC_NEXT, S_CODE, S_CODE_W, S_GAP, S_BK };
 /* PD entries. */
 enum { PD_2M, PD_PT, PD_2M_RSVD, PD_PT_RSVD, PD_PT_NX, PD_PT_SUP, PD_PT_RO, PD_2M_AD, PD_2M_TLB };
 
@@ -48,6 +48,18 @@ __asm__(".text\n"
         "u_write: movb $0x77, (%rdi)\n int $0x80\n"
         "u_fetch: call *%rdi\n int $0x80\n");
 FN(u_read); FN(u_write); FN(u_fetch);
+
+/* ---- string instructions (operands in str_*) ---- */
+u64 str_src, str_dst, str_cnt;
+__asm__(".text\n"
+        "k_rep_stosb: mov str_dst(%rip), %rdi\n mov str_cnt(%rip), %rcx\n mov $0x5a, %al\n cld\n rep stosb\n ret\n"
+        "k_rep_stosb_down: mov str_dst(%rip), %rdi\n mov str_cnt(%rip), %rcx\n mov $0x6b, %al\n std\n rep stosb\n"
+        "  cld\n ret\n"
+        "k_rep_movsq: mov str_src(%rip), %rsi\n mov str_dst(%rip), %rdi\n mov str_cnt(%rip), %rcx\n cld\n rep movsq\n"
+        "  ret\n"
+        "k_rep_movsl: mov str_src(%rip), %rsi\n mov str_dst(%rip), %rdi\n mov str_cnt(%rip), %rcx\n cld\n rep movsl\n"
+        "  ret\n");
+FN(k_rep_stosb); FN(k_rep_stosb_down); FN(k_rep_movsq); FN(k_rep_movsl);
 
 /* The CPU writes the paging structures (A and D flags): the compiler must reload them after an access. */
 #define BARRIER() __asm__ volatile("" ::: "memory")
@@ -297,6 +309,57 @@ static void modified_code(void) {
   print_fault("fetch from the xd alias", probe(call_at, (long)V4K(S_CODE_W)));
 }
 
+/* A #PF in the middle of a REP string instruction leaves RCX/RSI/RDI at the faulting element. */
+static u64 f_rcx, f_rsi, f_rdi;
+static void capture_and_leave(struct frame *f) {
+  __asm__ volatile("cld"); /* the interrupted code may have set DF */
+  f_rcx = f->rcx, f_rsi = f->rsi, f_rdi = f->rdi;
+  probe_return((long)f->vec);
+}
+static long str_probe(void (*fn)(void), u64 src, u64 dst, u64 cnt) {
+  str_src = src, str_dst = dst, str_cnt = cnt;
+  f_rcx = f_rsi = f_rdi = 0;
+  resume_vec[14] = 1;
+  resume_hook = capture_and_leave;
+  long v = probe((void (*)(long))fn, 0);
+  resume_vec[14] = 0;
+  resume_hook = 0;
+  __asm__ volatile("cld");
+  return v;
+}
+static int all_bytes(const u8 *p, u32 n, u8 v) {
+  for (u32 i = 0; i < n; i++)
+    if (p[i] != v) return 0;
+  return 1;
+}
+
+static void strings(void) {
+  pt_t[S_W] = pa(pages[PG_W]) | PTE_P | PTE_W;
+  pt_t[S_W_NEXT] = 0;
+  pt_t[S_GAP] = 0;
+  pt_t[S_BK] = pa(pages[PG_B]) | PTE_P | PTE_W;
+  flush_all();
+  for (int i = 0; i < 4096; i++) pages[PG_W][i] = 0;
+  long v = str_probe(k_rep_stosb, 0, V4K(S_W) + 0x800, 0x2000);
+  print_fault("rep stosb 0x2000 bytes from 0x800 into a not-present page", v);
+  printf_("  rcx=0x%llx, rdi at the next page: %s, bytes up to the boundary written: %s\n", f_rcx,
+          f_rdi == V4K(S_W_NEXT) ? "yes" : "no", all_bytes(pages[PG_W] + 0x800, 0x800, 0x5a) ? "yes" : "no");
+  v = str_probe(k_rep_stosb_down, 0, V4K(S_BK) + 0xf, 0x20);
+  print_fault("rep stosb df=1, 0x20 bytes down from 0xf into a not-present page", v);
+  printf_("  rcx=0x%llx, rdi is the byte below the page: %s, bytes 0..0xf written: %s\n", f_rcx,
+          f_rdi == V4K(S_BK) - 1 ? "yes" : "no", all_bytes(pages[PG_B], 0x10, 0x6b) ? "yes" : "no");
+  v = str_probe(k_rep_movsq, V4K(S_A) + 0xfe0, V4K(S_W), 8);
+  print_fault("rep movsq 8 qwords, source runs into a not-present page", v);
+  printf_("  rcx=0x%llx, rsi at the next page: %s, rdi advanced by 0x%llx, copied: 0x%x 0x%x\n", f_rcx,
+          f_rsi == V4K(S_NP) ? "yes" : "no", f_rdi - V4K(S_W), ((u32 *)pages[PG_W])[0], ((u32 *)pages[PG_W])[7]);
+  v = str_probe(k_rep_movsl, V4K(S_A) + 0xffe, V4K(S_W) + 0x100, 4);
+  print_fault("rep movsd, the first dword crosses into a not-present page", v);
+  printf_("  rcx=0x%llx, rsi unchanged: %s, rdi unchanged: %s\n", f_rcx, f_rsi == V4K(S_A) + 0xffe ? "yes" : "no",
+          f_rdi == V4K(S_W) + 0x100 ? "yes" : "no");
+  print_fault("rep stosb with rcx=0 at a not-present page", str_probe(k_rep_stosb, 0, V4K(S_NP), 0));
+  fill_pages();
+}
+
 static void tlb(void) {
   /* INVLPG makes a changed PTE visible. */
   pt_t[S_TLB] = pa(pages[PG_A]) | PTE_P | PTE_W;
@@ -371,6 +434,7 @@ int main(void) {
   faults();
   smep_smap();
   modified_code();
+  strings();
   tlb();
   puts_("done\n");
   return 0;
