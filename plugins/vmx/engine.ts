@@ -65,6 +65,7 @@ const S_IDT_ERR = S(F.IdtVectoringErrorCode);
 const S_GLA = S(F.GuestLinearAddress);
 const S_GPA = S(F.GuestPhysicalAddress);
 const S_ENTRY_INTR = S(F.VmEntryInterruptionInfo);
+const S_ENTRY_CTL = S(F.VmEntryControls);
 const S_ERROR = S(F.VmInstructionError);
 
 /** Exceptions that deliver an error code (SDM 26.2.1.3): #DF #TS #NP #SS #GP #PF #AC. */
@@ -713,6 +714,11 @@ export class VmxEngine implements Vmx {
       if (this.dType >= EventType.SoftwareInterrupt) lo[S_ILEN] = this.dLen;
     } else lo[S_IDT] = 0;
     lo[S_ENTRY_INTR] = lo[S_ENTRY_INTR]! & 0x7fffffff;
+    // Saving guest state (SDM 28.3): the "IA-32e mode guest" entry control receives IA32_EFER.LMA,
+    // so a guest that enters or leaves long mode without exiting can be resumed.
+    const ec = lo[S_ENTRY_CTL]!;
+    const lma = cpu.lma ? EntryCtl.Ia32eModeGuest : 0;
+    if ((ec & EntryCtl.Ia32eModeGuest) !== lma) lo[S_ENTRY_CTL] = (ec & ~EntryCtl.Ia32eModeGuest) | lma;
     if (this.exitCtl & ExitCtl.SavePreemptionTimer && this.preemptDeadline !== Infinity) {
       const left = Math.max(0, this.preemptDeadline - this.clock.now);
       const ticks = (left * this.cpu.model.tscMhz) / 1000;

@@ -80,8 +80,10 @@ export default definePlugin({
         ctx.machine.stop({ kind: 'fault', message, state: cpu.dumpState(), source: ctx.instanceName }),
     });
     engine.setTiming(s['exit-timing']);
+    // Bound before Object.assign replaces `stats` on the instance (calling engine.stats would recurse).
+    const engineStats = engine.stats.bind(engine);
     return Object.assign(engine, {
-      stats: () => engine.stats(),
+      stats: engineStats,
       describe: () =>
         `VMX revision ${s['revision-id']}, preemption timer rate ${s['preemption-timer-rate']}` +
         (nested ? ', EPT' : ', no EPT') +
