@@ -1,0 +1,91 @@
+/**
+ * The guest's CPUID (TUTORIAL-SYSTEM.md "Devices the guest uses", CPUID row): the host CPU's
+ * values with VMX hidden, the hypervisor-present bit and x2APIC forced on (the guest's local APIC
+ * is the emulated x2APIC, whatever the host has: reference bug 5), the hypervisor leaves at
+ * 0x4000_0000 with a vendor signature, and leaf 0x16 (processor frequency) only when configured.
+ *
+ * Called on every CPUID exit: no allocation, the result goes into one reused array.
+ */
+
+/** CPUID.01H:ECX bits (SDM Vol. 2A, CPUID, Table 3-10). */
+export const Cpuid1Ecx = {
+  VMX: 1 << 5,
+  X2APIC: 1 << 21,
+  /** Reserved for hypervisors: "running under a hypervisor" (Intel: always 0 on hardware). */
+  HYPERVISOR: 1 << 31,
+} as const;
+
+/** CPUID.01H:EDX bit 9: the processor has a local APIC. */
+export const CPUID1_EDX_APIC = 1 << 9;
+
+/** The hypervisor CPUID range (the de-facto convention KVM, Hyper-V and Xen share). */
+export const HYPERVISOR_LEAF = 0x4000_0000;
+const HYPERVISOR_LEAF_LAST = 0x4fff_ffff;
+/** Processor frequency information leaf (SDM Vol. 2A, CPUID leaf 16H). */
+export const FREQUENCY_LEAF = 0x16;
+
+export interface CpuidPolicy {
+  /** 12 characters, returned in EBX, ECX, EDX of leaf 0x4000_0000. */
+  signature: string;
+  /** Leaf 0x16 in MHz (EAX base, EBX maximum, ECX bus), or undefined to leave it unreported. */
+  frequency?: { baseMhz: number; maxMhz: number; busMhz: number };
+}
+
+/** The host CPU model's CPUID: fills out[0..3] = EAX, EBX, ECX, EDX. */
+export type HostCpuid = (leaf: number, subleaf: number, out: Int32Array) => void;
+
+/** Little-endian dwords of a 12-character signature, in EBX, ECX, EDX order. */
+export function signatureDwords(sig: string): [number, number, number] {
+  const s = (sig + ' '.repeat(12)).slice(0, 12);
+  const d = (i: number) =>
+    (s.charCodeAt(i) & 0xff) |
+    ((s.charCodeAt(i + 1) & 0xff) << 8) |
+    ((s.charCodeAt(i + 2) & 0xff) << 16) |
+    ((s.charCodeAt(i + 3) & 0xff) << 24);
+  return [d(0), d(4), d(8)];
+}
+
+export class GuestCpuid {
+  readonly out = new Int32Array(4);
+  private readonly sig: [number, number, number];
+  private readonly freq: CpuidPolicy['frequency'];
+
+  constructor(
+    private readonly host: HostCpuid,
+    policy: CpuidPolicy,
+  ) {
+    this.sig = signatureDwords(policy.signature);
+    this.freq = policy.frequency;
+  }
+
+  /** The guest's CPUID for EAX=leaf, ECX=subleaf, in `out`. */
+  query(leaf: number, subleaf: number): Int32Array {
+    const o = this.out;
+    leaf >>>= 0;
+    if (leaf >= HYPERVISOR_LEAF && leaf <= HYPERVISOR_LEAF_LAST) {
+      if (leaf === HYPERVISOR_LEAF) {
+        o[0] = HYPERVISOR_LEAF; // the highest hypervisor leaf: only this one
+        o[1] = this.sig[0];
+        o[2] = this.sig[1];
+        o[3] = this.sig[2];
+      } else o.fill(0);
+      return o;
+    }
+    if (leaf === FREQUENCY_LEAF && this.freq !== undefined) {
+      o[0] = this.freq.baseMhz & 0xffff;
+      o[1] = this.freq.maxMhz & 0xffff;
+      o[2] = this.freq.busMhz & 0xffff;
+      o[3] = 0;
+      return o;
+    }
+    this.host(leaf, subleaf, o);
+    if (leaf === 0) {
+      // The maximum basic leaf must cover 0x16 when it is reported.
+      if (this.freq !== undefined && o[0]! >>> 0 < FREQUENCY_LEAF) o[0] = FREQUENCY_LEAF;
+    } else if (leaf === 1) {
+      o[2] = (o[2]! & ~Cpuid1Ecx.VMX) | Cpuid1Ecx.X2APIC | Cpuid1Ecx.HYPERVISOR | 0;
+      o[3] = o[3]! | CPUID1_EDX_APIC;
+    }
+    return o;
+  }
+}

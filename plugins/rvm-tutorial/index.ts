@@ -1,0 +1,352 @@
+/**
+ * rvm-tutorial: the VMM policy of the ArceOS/RVM x86 hypervisor tutorial (TUTORIAL-SYSTEM.md), the
+ * hypervisor's brain written as VMX-root software in TypeScript. It takes a block of host RAM as
+ * the guest's 16 MiB, maps it and the IOAPIC/HPET/LAPIC pages through EPT, lets the loader put
+ * rvm-bios.bin and nimbos.bin there (it provides GuestMemory), programs the VMCS, starts the vCPU in
+ * real mode at 0000:8000 and handles every exit (vcpu.ts). It can also load a Multiboot 1 kernel
+ * itself (`kernel`), which is how the benchmark kit runs under it.
+ *
+ * The guest's timer interrupt reaches the vCPU as on real hardware: the emulated local APIC's
+ * interrupt is posted to the host's local APIC as a "kick" vector, which makes the running guest
+ * exit (external-interrupt exiting); the exit handler then injects the guest's vector.
+ */
+import { basename } from 'node:path';
+import { gpa as toGpa, hex } from '../../src/core/addresses.js';
+import type { GuestMemory } from '../../src/core/guest-memory.js';
+import { definePlugin } from '../../src/core/plugin.js';
+import { Tokens } from '../../src/core/tokens.js';
+import { filePath, physAddr, z } from '../../src/config/types.js';
+import { EptMemType } from '../../src/x86/ept.js';
+import { CR0 } from '../../src/x86/regs.js';
+import { EXIT_REASON_NAMES, VmcsField as F } from '../../src/x86/vmx.js';
+import { isEpt } from '../ept/index.js';
+import { ApicMode, LocalApicModel } from '../lapic-timer/model.js';
+import {
+  APIC_BASE_EN,
+  APIC_BASE_EXTD,
+  APIC_EOI,
+  APIC_SVR,
+  SVR_APIC_ENABLE,
+  x2apicMsr,
+} from '../lapic-timer/registers.js';
+import { buildInfo } from '../multiboot/info.js';
+import { MULTIBOOT_BOOTLOADER_MAGIC, parseKernel } from '../multiboot/image.js';
+import { isX86Cpu } from '../x86-64/index.js';
+import { GuestCpuid } from './cpuid.js';
+import { layoutProblem, passthroughBases, planLayout } from './layout.js';
+import {
+  IA32_APIC_BASE,
+  computeControls,
+  flatGdt,
+  msrBitmapPage,
+  writeVmcs,
+  type GuestStart,
+} from './vmcs-setup.js';
+import { Vcpu } from './vcpu.js';
+
+export { GuestCpuid } from './cpuid.js';
+export { Vcpu, HYPERCALL_EXIT_COUNT } from './vcpu.js';
+
+/** The host local APIC vector that kicks the vCPU out of the guest when the guest's APIC has an interrupt. */
+export const KICK_VECTOR = 0xfd;
+/** Where the Multiboot start puts its GDT (guest-physical; below the kernels' usual 1 MiB). */
+const MULTIBOOT_GDT = 0x800;
+const PAGE = 4096;
+const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
+
+export default definePlugin({
+  name: 'rvm-tutorial',
+  description:
+    "the RVM tutorial hypervisor's policy: 16 MiB guest through EPT, real-mode vCPU at 0x8000, CPUID/I-O/x2APIC exits, timer injection",
+  provides: [Tokens.GuestMemory],
+  needs: [Tokens.Cpu, Tokens.Virtualization, Tokens.NestedPaging],
+  wants: [Tokens.LocalApic],
+  settings: z.object({
+    'ram-base': physAddr()
+      .default(0x100_0000)
+      .describe(
+        'host-physical address of guest RAM (2 MiB aligned); EPT tables and the MSR bitmap follow it',
+      ),
+    'page-size': z
+      .enum(['4K', '2M'])
+      .default('4K')
+      .describe('EPT page size for guest RAM (the tutorial uses 4 KiB pages)'),
+    signature: z
+      .string()
+      .length(12)
+      .default('RVMRVMRVMRVM')
+      .describe('hypervisor vendor signature in CPUID 0x40000000 EBX, ECX, EDX'),
+    'cpuid-16h': z
+      .boolean()
+      .default(false)
+      .describe(
+        'report CPUID leaf 0x16 (TSC MHz from the CPU model); the tutorial does not, so guests calibrate against the HPET',
+      ),
+    kernel: filePath()
+      .optional()
+      .describe('a Multiboot 1 kernel to load and start instead of guest.entry (--kernel FILE)'),
+    cmdline: z.string().default('').describe('the Multiboot command line (--append ARGS)'),
+  }),
+  create(ctx) {
+    const s = ctx.settings;
+    const config = ctx.machine.config;
+    const guest = config.guest;
+    if (!guest) throw ctx.error('the machine has no guest: section (guest memory, entry and devices)');
+    const guestBus = ctx.machine.guestBus;
+    if (!guestBus) throw ctx.error('the machine has no guest bus');
+    const cpu = ctx.get(Tokens.Cpu);
+    if (!isX86Cpu(cpu)) throw ctx.error('needs the x86-64 CPU plugin');
+    const vmx = ctx.get(Tokens.Virtualization);
+    const nested = ctx.get(Tokens.NestedPaging);
+    if (!isEpt(nested)) throw ctx.error('needs the ept plugin as vmm.nested-paging');
+    const hostBus = ctx.machine.hostBus;
+    const layout = planLayout(s['ram-base'], guest.memory);
+    const problem = layoutProblem(layout, config.host.memory, config);
+    if (problem) throw ctx.error(problem, 'ram-base');
+    let passthrough: ReturnType<typeof passthroughBases>;
+    try {
+      passthrough = passthroughBases(config);
+    } catch (e) {
+      throw ctx.error(e instanceof Error ? e.message : String(e));
+    }
+    checkDiskImages(ctx);
+
+    const guestMemory: GuestMemory = {
+      size: guest.memory,
+      write(addr, bytes) {
+        if (addr < 0 || addr + bytes.length > guest.memory)
+          throw ctx.error(`a write of ${bytes.length} bytes at GPA ${hex(addr)} ends outside guest RAM`);
+        hostBus.writeBytes(layout.ramBase + addr, bytes);
+      },
+    };
+    ctx.provide(Tokens.GuestMemory, guestMemory);
+
+    const apic = ctx.tryGet(Tokens.LocalApic);
+    // The host CPU's interrupt controller is wired in the CPU's attach hook: look it up late.
+    let hostApic: LocalApicModel | undefined;
+    const cpuid = new GuestCpuid(
+      (leaf, sub, out) => {
+        cpu.cpuid(leaf, sub);
+        out.set(cpu.cpuidOut);
+      },
+      {
+        signature: s.signature,
+        ...(s['cpuid-16h']
+          ? { frequency: { baseMhz: cpu.model.tscMhz, maxMhz: cpu.model.tscMhz, busMhz: 100 } }
+          : {}),
+      },
+    );
+    let kicks = 0;
+    const vcpu = new Vcpu({
+      vmx,
+      guestBus,
+      cpuid,
+      apic,
+      hostEoi: () => {
+        if (!hostApic) return;
+        if (hostApic.apicMode === ApicMode.X2Apic) hostApic.writeMsr(x2apicMsr(APIC_EOI), 0, 0);
+        else hostApic.mmioWrite(APIC_EOI, 4, 0);
+      },
+      dumpState: () => cpu.dumpState(),
+      stop: (r) => ctx.machine.stop(r),
+      log: ctx.log,
+      source: ctx.instanceName,
+      protectedMode: () => (vmx.vmread32(F.GuestCr0) & CR0.PE) !== 0,
+    });
+
+    let loaded = '';
+    const ram = () => hostBus.ramAt(layout.ramBase)!;
+
+    return {
+      attach() {
+        if (!hostBus.ramAt(layout.ramBase))
+          throw ctx.error(`no host RAM at ${hex(layout.ramBase)}`, 'ram-base');
+        hostApic = cpu.intc instanceof LocalApicModel ? cpu.intc : undefined;
+        if (apic) {
+          // The guest's interrupt while the guest runs: kick the vCPU out through the host's APIC.
+          apic.connectCpu?.({
+            interruptRequested: () => {
+              if (!vmx.inGuest || !hostApic) return;
+              kicks++;
+              hostApic.acceptInterrupt(KICK_VECTOR, false);
+            },
+            nmi: () => {},
+          });
+        }
+      },
+      start() {
+        // Zero guest RAM: the guest sees fresh memory whatever the host RAM held.
+        const r = ram();
+        r.data.fill(0, layout.ramBase - r.base, layout.ramBase - r.base + guest.memory);
+        hostBus.noteRamWrite(r, layout.ramBase - r.base, guest.memory);
+        ctx.log.info('Starting virtualization...');
+
+        // EPT: guest RAM write-back, the passthrough pages 1:1 uncached, nothing else.
+        const tables = nested.createTables(layout.eptBase, layout.eptSize, { owner: ctx.instanceName });
+        tables.map(0, layout.ramBase, guest.memory, { memType: EptMemType.WB, pageSize: s['page-size'] });
+        for (const p of passthrough) {
+          const region = hostBus.regionAt(p.base);
+          if (region?.kind !== 'mmio') {
+            throw ctx.error(`guest.passthrough: host device "${p.name}" has no MMIO page at ${hex(p.base)}`);
+          }
+          const first = Math.floor(region.base / PAGE) * PAGE;
+          const size = alignUp(region.base + region.size, PAGE) - first;
+          tables.map(first, first, size, { memType: EptMemType.UC, pageSize: '4K' });
+        }
+        hostBus.writeBytes(layout.msrBitmap, msrBitmapPage());
+
+        // The guest's APIC is an x2APIC from the start (after the machine reset): CPUID forces the
+        // x2APIC bit (reference bug 5), so a guest may use the MSRs without setting EXTD itself.
+        if (apic) {
+          apic.writeMsr(IA32_APIC_BASE, 0xfee0_0000 | APIC_BASE_EN, 0);
+          apic.writeMsr(IA32_APIC_BASE, 0xfee0_0000 | APIC_BASE_EN | APIC_BASE_EXTD, 0);
+        }
+
+        // Host side: the local APIC takes the kick vector.
+        hostApic = cpu.intc instanceof LocalApicModel ? cpu.intc : undefined;
+        if (hostApic && apic) {
+          if (hostApic.apicMode === ApicMode.X2Apic)
+            hostApic.writeMsr(x2apicMsr(APIC_SVR), SVR_APIC_ENABLE | 0xff, 0);
+          else hostApic.mmioWrite(APIC_SVR, 4, SVR_APIC_ENABLE | 0xff);
+        } else if (apic) {
+          ctx.log.warn(
+            'no host local APIC (lapic-timer in host.devices): guest timer interrupts are only injected at exits',
+          );
+        }
+
+        let start: GuestStart = {
+          mode: guest.entry.mode === 'real' ? 'real' : 'protected',
+          ip: guest.entry.ip,
+          gdt: 0,
+        };
+        let regs: { eax: number; ebx: number } | undefined;
+        if (s.kernel !== undefined) {
+          const mb = loadMultiboot(s.kernel, s.cmdline);
+          start = { mode: 'protected', ip: mb.entry, gdt: MULTIBOOT_GDT };
+          regs = { eax: MULTIBOOT_BOOTLOADER_MAGIC, ebx: mb.info };
+        } else if (guest.entry.mode !== 'real') {
+          throw ctx.error(
+            `guest.entry mode "${guest.entry.mode}" needs a boot loader: this policy starts real mode, or a Multiboot kernel (kernel setting)`,
+          );
+        }
+        let controls;
+        try {
+          controls = computeControls(vmx);
+          writeVmcs(vmx, {
+            controls,
+            eptp: tables.eptp({ memType: EptMemType.WB, accessDirty: true }),
+            msrBitmap: layout.msrBitmap,
+            start,
+          });
+        } catch (e) {
+          throw ctx.error(e instanceof Error ? e.message : String(e));
+        }
+        vcpu.setPrimaryControls(controls.proc);
+        vmx.setExitHandler(vcpu.handle);
+        const r0 = vmx.launch();
+        if (r0.kind !== 'entered') {
+          throw ctx.error(
+            r0.kind === 'vmfail'
+              ? `VMLAUNCH failed: VM-instruction error ${r0.error}`
+              : `VMLAUNCH failed: entry failure, exit reason ${hex(r0.exitReason >>> 0)}, qualification ${r0.qualification}`,
+          );
+        }
+        for (let i = 0; i < 16; i++) vmx.setGpr(i, 0n);
+        if (regs) {
+          vmx.setGpr(0, BigInt(regs.eax));
+          vmx.setGpr(3, BigInt(regs.ebx));
+        }
+        ctx.log.info('Running guest...');
+      },
+      stop(reason) {
+        if (reason.kind !== 'poweroff' && reason.kind !== 'fault') return;
+        ctx.log.info(`${reason.kind === 'poweroff' ? 'guest powered off' : 'guest stopped'}: ${summary()}`);
+      },
+      stats: () => ({
+        ...vcpu.stats,
+        kicks,
+        ...(loaded ? { loaded } : {}),
+        ramBase: hex(layout.ramBase),
+      }),
+      describe: () =>
+        `guest RAM ${guest.memory / 1048576} MiB at host ${hex(layout.ramBase)} (${s['page-size']} EPT pages), ` +
+        `passthrough ${passthrough.map((p) => `${p.name}@${hex(p.base)}`).join(', ') || 'none'}` +
+        (s.kernel ? `, multiboot kernel ${s.kernel}` : `, entry ${guest.entry.mode} ${hex(guest.entry.ip)}`),
+    };
+
+    /** "N exits (IoInstruction 900 90.0%, Cpuid 100 10.0%, ...)": the top reasons. */
+    function summary(): string {
+      const st = vmx.exitStats().filter((e) => e.count > 0);
+      const total = st.reduce((a, e) => a + e.count, 0);
+      st.sort((a, b) => b.count - a.count);
+      const top = st
+        .slice(0, 5)
+        .map(
+          (e) =>
+            `${e.name || EXIT_REASON_NAMES[e.reason]} ${e.count} ${((100 * e.count) / total).toFixed(1)}%`,
+        );
+      return `${total} VM exits${top.length ? ` (${top.join(', ')}${st.length > 5 ? ', ...' : ''})` : ''}`;
+    }
+
+    /** Load a Multiboot 1 kernel into guest RAM with its information structure (Multiboot 3.3). */
+    function loadMultiboot(file: string, cmdline: string): { entry: number; info: number } {
+      if (!ctx.host.exists(file)) throw ctx.error(`kernel file ${file} not found`, 'kernel');
+      const image = parseKernel(file, ctx.host.readFile(file));
+      for (const seg of image.segments) {
+        if (seg.addr + seg.memSize > guest!.memory) {
+          throw ctx.error(
+            `kernel segment ${hex(seg.addr)}..${hex(seg.addr + seg.memSize - 1)} is outside guest RAM (${guest!.memory / 1048576} MiB)`,
+            'kernel',
+          );
+        }
+        guestMemory.write(toGpa(seg.addr), seg.data);
+        // .bss is already zero: guest RAM was cleared.
+      }
+      const at = alignUp(image.end, PAGE);
+      const info = buildInfo({
+        at,
+        lowTop: guest!.memory,
+        highSize: 0,
+        cmdline: cmdline ? `${basename(file)} ${cmdline}` : basename(file),
+        modules: [],
+        loaderName: 'vmm rvm-tutorial',
+      });
+      if (at + info.size > guest!.memory)
+        throw ctx.error('no room in guest RAM for the Multiboot information');
+      guestMemory.write(toGpa(at), info.bytes);
+      guestMemory.write(toGpa(MULTIBOOT_GDT), flatGdt());
+      loaded = `${basename(file)} (${image.format}) entry ${hex(image.entry)}, information at ${hex(at)}`;
+      ctx.log.debug(`loaded ${loaded}`);
+      return { entry: image.entry, info: at };
+    }
+  },
+});
+
+/**
+ * The tutorial's images come from a FAT disk image (fat-loader through ahci). When the image is
+ * missing, say what to make and how, before the disk controller fails with a bare "not found".
+ */
+function checkDiskImages(ctx: {
+  machine: { config: import('../../src/config/machine-schema.js').MachineConfig };
+  host: { exists(p: string): boolean };
+  error(message: string, setting?: string): Error;
+}): void {
+  const config = ctx.machine.config;
+  const loader = config.vmm?.loader;
+  if (loader?.plugin !== 'fat-loader') return;
+  const files = Object.keys((loader.files as Record<string, number> | undefined) ?? {});
+  for (const dev of config.host.devices) {
+    if (dev.plugin !== 'ahci' || !Array.isArray(dev.disks)) continue;
+    for (const d of dev.disks as { image?: unknown }[]) {
+      if (typeof d.image !== 'string' || ctx.host.exists(d.image)) continue;
+      throw ctx.error(
+        `the disk image ${d.image} does not exist. It must be a FAT volume holding ${files.join(' and ') || 'the guest images'}. Make it with:\n` +
+          `  vmm disk create ${d.image} --size 64M --fat 32\n` +
+          `  vmm disk add ${d.image} ${files.join(' ') || 'FILES'}\n` +
+          `(the tutorial builds nimbos.bin and rvm-bios.bin in the NimbOS and RVM-Tutorial repositories: ` +
+          `\`make\` in nimbos/kernel with ARCH=x86_64 and in rvm-tutorial's bios/; see DEVELOPERS.md), ` +
+          `then run with --disk ${d.image}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,391 @@
+/**
+ * The exit handler of the tutorial's hypervisor (TUTORIAL-SYSTEM.md "Exit handling" and "Event
+ * injection"), without the reference bugs: every exit is answered as the tutorial's devices would,
+ * or ends the run cleanly with the guest state.
+ *
+ * Hot path: I/O and CPUID exits (the benchmark kit's pio and cpuid phases) allocate nothing and
+ * write no VMCS control field, so the VMX model resumes without re-checking the VMCS.
+ */
+import type { Bus } from '../../src/core/bus.js';
+import { hex } from '../../src/core/addresses.js';
+import type { StopReason } from '../../src/core/stop.js';
+import type { LocalApic } from '../../src/devices/apic.js';
+import { EptViolation } from '../../src/x86/ept.js';
+import { CR0, CR4 } from '../../src/x86/regs.js';
+import { EventType, Vector } from '../../src/x86/exceptions.js';
+import {
+  CrQual,
+  EXIT_REASON_ENTRY_FAILURE,
+  EXIT_REASON_NAMES,
+  ExitReason,
+  Interruptibility,
+  IntrInfo,
+  IoQual,
+  ProcCtl,
+  VmcsField as F,
+} from '../../src/x86/vmx.js';
+import type { Vmx } from '../vmx/api.js';
+import type { GuestCpuid } from './cpuid.js';
+import { CR0_MASK, CR4_MASK, IA32_APIC_BASE, X2APIC_FIRST, X2APIC_LAST } from './vmcs-setup.js';
+
+/** The sample guest's hypercall (guests/README.md "ABIs"): RAX = "VMM\0" asks for the exit count. */
+export const HYPERCALL_EXIT_COUNT = 0x564d4d00;
+
+/** RFLAGS.IF. */
+const RFLAGS_IF = 1 << 9;
+
+export interface VcpuOptions {
+  vmx: Vmx;
+  guestBus: Bus;
+  cpuid: GuestCpuid;
+  /** The guest's local APIC (x2APIC MSRs, the timer); undefined: MSR accesses #GP. */
+  apic: LocalApic | undefined;
+  /** The host's end of an external interrupt (the EOI a host OS writes); vector from the exit. */
+  hostEoi: (vector: number) => void;
+  /** Guest state for stop reports. */
+  dumpState: () => string;
+  stop: (reason: StopReason) => void;
+  log: { info(m: string): void; warn(m: string): void; debug(m: string): void };
+  source: string;
+  /** Guest CR0.PE (whether an exception pushes an error code). */
+  protectedMode: () => boolean;
+}
+
+export interface VcpuStats {
+  exits: number;
+  ioIn: number;
+  ioOut: number;
+  injected: number;
+  reinjected: number;
+  windowOpened: number;
+  gpInjected: number;
+  hypercalls: number;
+  hostInterrupts: number;
+}
+
+export class Vcpu {
+  readonly stats: VcpuStats = {
+    exits: 0,
+    ioIn: 0,
+    ioOut: 0,
+    injected: 0,
+    reinjected: 0,
+    windowOpened: 0,
+    gpInjected: 0,
+    hypercalls: 0,
+    hostInterrupts: 0,
+  };
+  /** Primary processor-based controls as written (interrupt-window exiting toggles). */
+  private proc = 0;
+  private window = false;
+  private readonly warned = new Set<string>();
+  private readonly vmx: Vmx;
+  private readonly bus: Bus;
+  private readonly apic: LocalApic | undefined;
+
+  constructor(private readonly o: VcpuOptions) {
+    this.vmx = o.vmx;
+    this.bus = o.guestBus;
+    this.apic = o.apic;
+  }
+
+  /** Remember the primary controls written at set-up (the window bit is toggled on top of them). */
+  setPrimaryControls(proc: number): void {
+    this.proc = proc & ~ProcCtl.InterruptWindowExiting;
+    this.window = false;
+  }
+
+  readonly handle = (vmx: Vmx): void => {
+    this.stats.exits++;
+    const reason = vmx.exitReason;
+    switch (reason) {
+      case ExitReason.IoInstruction:
+        if (!this.io(vmx)) return;
+        break;
+      case ExitReason.Cpuid: {
+        const r = this.o.cpuid.query(vmx.getGpr32(0), vmx.getGpr32(1));
+        vmx.setGprPart(0, 4, r[0]!);
+        vmx.setGprPart(3, 4, r[1]!);
+        vmx.setGprPart(1, 4, r[2]!);
+        vmx.setGprPart(2, 4, r[3]!);
+        vmx.advanceRip();
+        break;
+      }
+      case ExitReason.Rdmsr:
+        this.rdmsr(vmx);
+        break;
+      case ExitReason.Wrmsr:
+        this.wrmsr(vmx);
+        break;
+      case ExitReason.Vmcall:
+        this.vmcall(vmx);
+        break;
+      case ExitReason.ExternalInterrupt: {
+        // Host interrupt handling: acknowledged on exit (its vector is in the exit information).
+        this.stats.hostInterrupts++;
+        const info = vmx.vmread32(F.VmExitInterruptionInfo);
+        if (info & IntrInfo.VALID) this.o.hostEoi(info & IntrInfo.VECTOR_MASK);
+        this.reinject(vmx);
+        break;
+      }
+      case ExitReason.InterruptWindow:
+        this.setWindow(false);
+        break;
+      case ExitReason.ExceptionOrNmi: {
+        // Exception bitmap 0: only NMIs exit (NMI exiting); the host has nothing to do for them.
+        const info = vmx.vmread32(F.VmExitInterruptionInfo);
+        if ((info & IntrInfo.TYPE_MASK) >>> IntrInfo.TYPE_SHIFT !== EventType.Nmi) {
+          this.fault(`unexpected exception exit: interruption information ${hex(info >>> 0)}`);
+          return;
+        }
+        this.reinject(vmx);
+        break;
+      }
+      case ExitReason.CrAccess:
+        if (!this.crAccess(vmx)) return;
+        break;
+      case ExitReason.EptViolation:
+      case ExitReason.EptMisconfiguration:
+        this.eptViolation(vmx, reason === ExitReason.EptMisconfiguration);
+        return;
+      case ExitReason.TripleFault:
+        this.fault('guest triple fault (shutdown)');
+        return;
+      default:
+        if (reason & EXIT_REASON_ENTRY_FAILURE) {
+          this.fault(
+            `VM entry failed: exit reason ${hex(reason >>> 0)} (${EXIT_REASON_NAMES[reason & 0xffff] ?? '?'}), ` +
+              `qualification ${hex(vmx.exitQualification)}`,
+          );
+        } else
+          this.fault(
+            `unhandled VM exit ${EXIT_REASON_NAMES[reason] ?? reason} (reason ${reason}), qualification ${hex(vmx.exitQualification)}`,
+          );
+        return;
+    }
+    this.checkInterrupts(vmx);
+  };
+
+  // ---- I/O ------------------------------------------------------------------------------------
+
+  /** IN/OUT to the guest's port devices (SDM 27.2.1 Table 27-5). False when the run stops. */
+  private io(vmx: Vmx): boolean {
+    const q = vmx.exitQualification;
+    const size = ((q & IoQual.SIZE_MASK) + 1) as 1 | 2 | 4;
+    const port = q >>> IoQual.PORT_SHIFT;
+    if (q & IoQual.STRING) {
+      this.fault(
+        `string I/O (${q & IoQual.IN ? 'INS' : 'OUTS'}${q & IoQual.REP ? ' with REP' : ''}, port ${hex(port, 4)}, ` +
+          `size ${size}) is not emulated by this policy`,
+      );
+      return false;
+    }
+    if (q & IoQual.IN) {
+      this.stats.ioIn++;
+      // IN AL/AX/EAX: the low `size` bytes of RAX change (IN EAX zero-extends to 64 bits).
+      vmx.setGprPart(0, size, this.bus.ioRead(port, size));
+    } else {
+      this.stats.ioOut++;
+      const v = vmx.getGpr32(0);
+      this.bus.ioWrite(port, size, size === 4 ? v : v & (size === 1 ? 0xff : 0xffff));
+    }
+    vmx.advanceRip();
+    return true;
+  }
+
+  // ---- MSRs -----------------------------------------------------------------------------------
+
+  private rdmsr(vmx: Vmx): void {
+    const msr = vmx.getGpr32(1);
+    const apic = this.apic;
+    if (apic !== undefined && (msr === IA32_APIC_BASE || (msr >= X2APIC_FIRST && msr <= X2APIC_LAST))) {
+      const r = apic.readMsr(msr);
+      if (r.ok) {
+        vmx.setGprPart(0, 4, r.lo);
+        vmx.setGprPart(2, 4, r.hi);
+        vmx.advanceRip();
+        return;
+      }
+    } else this.warnOnce(`rdmsr-${msr}`, `RDMSR of MSR ${hex(msr)}: not emulated, #GP injected`);
+    this.injectGp(vmx);
+  }
+
+  private wrmsr(vmx: Vmx): void {
+    const msr = vmx.getGpr32(1);
+    const apic = this.apic;
+    if (apic !== undefined && (msr === IA32_APIC_BASE || (msr >= X2APIC_FIRST && msr <= X2APIC_LAST))) {
+      // IA32_APIC_BASE goes to the model too: its SDM 11.12.5 transitions decide (#GP for reserved
+      // bits and x2APIC -> xAPIC); the guest's APIC starts in x2APIC mode (CPUID forces x2APIC).
+      if (apic.writeMsr(msr, vmx.getGpr32(0), vmx.getGpr32(2))) {
+        vmx.advanceRip();
+        return;
+      }
+    } else this.warnOnce(`wrmsr-${msr}`, `WRMSR of MSR ${hex(msr)}: not emulated, #GP injected`);
+    this.injectGp(vmx);
+  }
+
+  /** #GP(0) at the instruction (a fault: RIP stays). Real mode delivers no error code. */
+  private injectGp(vmx: Vmx): void {
+    this.stats.gpInjected++;
+    const pe = this.o.protectedMode();
+    vmx.vmwrite(
+      F.VmEntryInterruptionInfo,
+      (IntrInfo.VALID |
+        (EventType.HardwareException << IntrInfo.TYPE_SHIFT) |
+        Vector.GP |
+        (pe ? IntrInfo.DELIVER_ERROR_CODE : 0)) >>>
+        0,
+    );
+    if (pe) vmx.vmwrite(F.VmEntryExceptionErrorCode, 0);
+  }
+
+  // ---- VMCALL ---------------------------------------------------------------------------------
+
+  private vmcall(vmx: Vmx): void {
+    this.stats.hypercalls++;
+    const rax = vmx.getGpr(0);
+    if (rax === BigInt(HYPERCALL_EXIT_COUNT)) {
+      vmx.setGpr(0, BigInt(this.stats.exits));
+    } else {
+      this.o.log.debug(
+        `VMCALL rax=${hex(rax)} rdi=${hex(vmx.getGpr(7))} rsi=${hex(vmx.getGpr(6))} rdx=${hex(vmx.getGpr(2))} rcx=${hex(vmx.getGpr(1))}`,
+      );
+    }
+    vmx.advanceRip();
+  }
+
+  // ---- CR0/CR4 writes that touch host-owned bits ------------------------------------------------
+
+  /**
+   * MOV to CR0/CR4 changing a bit the host owns (SDM 25.3): CR0.NE stays 1 in the real CR0 (VMX
+   * needs it), CD/NW stay 0 (the guest's memory is WB through EPT); the guest reads back what it
+   * wrote. CR4.VMXE: VMX is hidden, so setting it is #GP as on a CPU without VMX.
+   */
+  private crAccess(vmx: Vmx): boolean {
+    const q = vmx.exitQualification;
+    const cr = q & CrQual.CR_MASK;
+    const access = (q >>> CrQual.ACCESS_SHIFT) & 3;
+    if (access !== CrQual.AccessMovToCr || (cr !== 0 && cr !== 4)) {
+      this.fault(`unexpected control-register access exit, qualification ${hex(q)}`);
+      return false;
+    }
+    const v = vmx.getGpr32((q >>> CrQual.GPR_SHIFT) & 0xf);
+    if (cr === 4) {
+      if (v & CR4.VMXE) {
+        this.injectGp(vmx);
+        return true;
+      }
+      vmx.vmwrite(F.GuestCr4, (v | CR4.VMXE) >>> 0);
+      vmx.vmwrite(F.Cr4ReadShadow, v & CR4_MASK);
+    } else {
+      vmx.vmwrite(F.GuestCr0, ((v | CR0.NE) & ~(CR0.NW | CR0.CD)) >>> 0);
+      vmx.vmwrite(F.Cr0ReadShadow, (v & CR0_MASK) >>> 0);
+    }
+    vmx.advanceRip();
+    return true;
+  }
+
+  // ---- EPT violations -------------------------------------------------------------------------
+
+  private eptViolation(vmx: Vmx, misconfig: boolean): void {
+    const gpa = Number(vmx.vmread(F.GuestPhysicalAddress) ?? -1n);
+    const q = vmx.exitQualification;
+    const kind =
+      q & EptViolation.INSTRUCTION_FETCH
+        ? 'instruction fetch'
+        : q & EptViolation.DATA_WRITE
+          ? 'write'
+          : 'read';
+    const region = this.bus.regionAt(gpa);
+    if (region?.kind === 'mmio') {
+      this.fault(
+        `guest ${kind} at GPA ${hex(gpa)} hits emulated MMIO of ${region.name}: MMIO emulation (instruction decoding) is not implemented by this policy`,
+      );
+      return;
+    }
+    this.fault(
+      misconfig
+        ? `EPT misconfiguration at GPA ${hex(gpa)}`
+        : `EPT violation: guest ${kind} at GPA ${hex(gpa)} (qualification ${hex(q)}), which is neither guest RAM nor a passthrough page`,
+    );
+  }
+
+  // ---- interrupts -------------------------------------------------------------------------------
+
+  /**
+   * IDT-vectoring information (SDM 27.2.4, 28.2.1.2): an event whose delivery the exit interrupted
+   * is injected again at the next entry, or it would be lost (reference bug 5).
+   */
+  private reinject(vmx: Vmx): boolean {
+    const idt = vmx.vmread32(F.IdtVectoringInfo);
+    if (!(idt & IntrInfo.VALID)) return false;
+    this.stats.reinjected++;
+    vmx.vmwrite(F.VmEntryInterruptionInfo, (idt & ~IntrInfo.NMI_UNBLOCKING) >>> 0);
+    if (idt & IntrInfo.DELIVER_ERROR_CODE)
+      vmx.vmwrite(F.VmEntryExceptionErrorCode, vmx.vmread32(F.IdtVectoringErrorCode));
+    const type = (idt & IntrInfo.TYPE_MASK) >>> IntrInfo.TYPE_SHIFT;
+    if (type >= EventType.SoftwareInterrupt)
+      vmx.vmwrite(F.VmEntryInstructionLength, vmx.exitInstructionLength);
+    return true;
+  }
+
+  /**
+   * After every exit: the guest APIC's highest pending interrupt is injected when the guest can
+   * take it (RFLAGS.IF=1, no STI/MOV SS shadow, nothing else being injected); otherwise
+   * interrupt-window exiting asks for the next chance. The APIC's IRR is the queue: an
+   * interrupt is acknowledged only when injected, so nothing piles up or is lost.
+   */
+  checkInterrupts(vmx: Vmx): void {
+    const apic = this.apic;
+    if (apic === undefined || !apic.hasPendingInterrupt()) {
+      if (this.window) this.setWindow(false);
+      return;
+    }
+    if (vmx.vmread32(F.VmEntryInterruptionInfo) & IntrInfo.VALID) {
+      this.setWindow(true); // an event is already being injected: the next window takes this one
+      return;
+    }
+    const rflags = vmx.vmread32(F.GuestRflags);
+    const blocking = vmx.vmread32(F.GuestInterruptibilityState);
+    if (
+      rflags & RFLAGS_IF &&
+      !(blocking & (Interruptibility.BlockingBySti | Interruptibility.BlockingByMovSs))
+    ) {
+      const vector = apic.acknowledgeInterrupt() & 0xff;
+      vmx.vmwrite(
+        F.VmEntryInterruptionInfo,
+        (IntrInfo.VALID | (EventType.External << IntrInfo.TYPE_SHIFT) | vector) >>> 0,
+      );
+      this.stats.injected++;
+      if (this.window) this.setWindow(false);
+    } else this.setWindow(true);
+  }
+
+  private setWindow(on: boolean): void {
+    if (on === this.window) return;
+    this.window = on;
+    if (on) this.stats.windowOpened++;
+    this.vmx.vmwrite(
+      F.PrimaryProcBasedVmExecControls,
+      (this.proc | (on ? ProcCtl.InterruptWindowExiting : 0)) >>> 0,
+    );
+  }
+
+  // ---- stops ------------------------------------------------------------------------------------
+
+  private fault(message: string): void {
+    this.o.stop({
+      kind: 'fault',
+      message: `${this.o.source}: ${message}`,
+      state: this.o.dumpState(),
+      source: this.o.source,
+    });
+    this.vmx.stopGuest();
+  }
+
+  private warnOnce(key: string, message: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.o.log.warn(message);
+  }
+}
