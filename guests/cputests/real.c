@@ -54,6 +54,12 @@ int main(void) {
   printf_("  bound 30 in [10, 20]: saved ip at rm_bound+%d\n", (int)res(RES_BR_IP) - (int)O(rm_bound));
   if (res(RES_GP_IP) == 0xeeee) puts_("  word read at ds:0xffff: no exception\n");
   else printf_("  word read at ds:0xffff: #GP, saved ip at rm_wrap+%d\n", (int)res(RES_GP_IP) - (int)O(rm_wrap));
+  printf_("  es:[bx+si] with bx=0xfff0 si=0x20 wraps to offset 0x10: 0x%x\n", res(RES_EA_WRAP));
+  printf_("  [bp] with ds=0x801 reads through ss: 0x%x\n", res(RES_BP_SS));
+  printf_("  push sp then pop: pushed sp - old sp = %d\n", (int)(short)res(RES_PUSH_SP));
+  printf_("  push with sp=0: sp=0x%x, word at ss:0xfffe=0x%x\n", res(RES_SP_WRAP_SP), res(RES_SP_WRAP_VAL));
+  printf_("  iretd: sp back where it was: %s\n", res(RES_IRETD_SP) == 0 ? "yes" : "no");
+  printf_("  loop with ecx=0x10001: cx=0x%x, ecx high word 0x%x\n", res(RES_LOOP_CX), res(RES_LOOP_ECX_HI));
   printf_("  lidt base 0x%x: int 0x40 reached its handler: %s\n", IVT2_BASE, res(RES_MOVED) == 0x1234 ? "yes" : "no");
   printf_("  ivt entry 0x%x:xxxx: handler cs=0x%x\n", RM_ALIAS_SEG, res(RES_H40_CS));
   printf_("  lcall 0x%x:xxxx: callee cs=0x%x\n", RM_SEG, res(RES_FAR_CS));

@@ -7,6 +7,7 @@
 #define RM_ALIAS_SEG 0x0600 /* another segment that reaches the same bytes with larger offsets */
 #define RM_STACK 0xf000    /* SP: linear RM_BASE + 0xf000 */
 #define IVT2_BASE 0x9000   /* a second IVT for LIDT in real mode */
+#define SPWRAP_SEG 0x1000  /* a stack segment for the SP=0 push: linear 0x10000 + 0xfffe */
 #define SEL_CODE16 0x30    /* gdt[6]: 16-bit code, base RM_BASE, limit 0xffff */
 #define SEL_DATA16 0x38    /* gdt[7]: 16-bit data, base RM_BASE, limit 0xffff */
 
@@ -38,6 +39,14 @@
 #define RES_H40_FLAGS_FIRST 25
 #define RES_H40_HFLAGS_FIRST 26
 #define RES_GP_IP 27
-#define RES_COUNT 28
+#define RES_EA_WRAP 28
+#define RES_BP_SS 29
+#define RES_PUSH_SP 30
+#define RES_SP_WRAP_SP 31
+#define RES_SP_WRAP_VAL 32
+#define RES_IRETD_SP 33
+#define RES_LOOP_CX 34
+#define RES_LOOP_ECX_HI 35
+#define RES_COUNT 36
 
 #endif

@@ -155,6 +155,64 @@ rm_wrap:
     movw    $O(h40), %es:0x40 * 4
     movw    $RM_SEG, %es:0x40 * 4 + 2
 
+    /* 16-bit effective addresses wrap at 64 KiB: 0xfff0 + 0x20 is offset 0x10 (SDM Vol. 1 3.7.5). */
+    movw    $0x0800, %ax
+    movw    %ax, %es
+    movw    $0xfff0, %bx
+    movw    $0x0020, %si
+    movzbw  %es:(%bx,%si), %ax
+    movw    %ax, R(RES_EA_WRAP)
+
+    /* BP-based addresses default to SS, not DS. */
+    movw    $0x0801, %ax
+    movw    %ax, %ds
+    movw    $O(rm_marker), %bp
+    movw    (%bp), %ax
+    movw    $RM_SEG, %cx
+    movw    %cx, %ds
+    movw    %ax, R(RES_BP_SS)
+
+    /* PUSH SP pushes the value before the push. */
+    movw    %sp, %dx
+    pushw   %sp
+    popw    %ax
+    subw    %dx, %ax
+    movw    %ax, R(RES_PUSH_SP)
+
+    /* A push with SP=0 writes at SS:0xfffe. */
+    movw    %sp, %dx
+    movw    $SPWRAP_SEG, %ax
+    movw    %ax, %ss
+    xorw    %sp, %sp
+    pushw   $0x4321
+    movw    %sp, %cx
+    movw    $RM_SEG, %ax
+    movw    %ax, %ss
+    movw    %dx, %sp
+    movw    %cx, R(RES_SP_WRAP_SP)
+    movw    $SPWRAP_SEG + 0x0fff, %ax
+    movw    %ax, %es
+    movw    %es:0x000e, %ax
+    movw    %ax, R(RES_SP_WRAP_VAL)
+
+    /* IRETD in real mode pops EIP, CS and EFLAGS as doublewords. */
+    movw    %sp, %dx
+    pushfl
+    pushl   $RM_SEG
+    pushl   $O(rm_after_iretd)
+    iretl
+rm_after_iretd:
+    movw    %sp, %ax
+    subw    %dx, %ax
+    movw    %ax, R(RES_IRETD_SP)
+
+    /* LOOP with a 16-bit address size counts in CX only. */
+    movl    $0x00010001, %ecx
+1:  loop    1b
+    movw    %cx, R(RES_LOOP_CX)
+    shrl    $16, %ecx
+    movw    %cx, R(RES_LOOP_ECX_HI)
+
     /* Far call and return. */
     lcall   $RM_SEG, $O(rm_far)
 
@@ -261,6 +319,7 @@ ivt0_desc: .word 0x3ff
 ivt2_desc: .word 0x3ff
     .long IVT2_BASE
 rm_bounds: .word 10, 20
+rm_marker: .word 0x2468
     .balign 2
 rm_res: .fill RES_COUNT, 2, 0xeeee
 rm_end:
