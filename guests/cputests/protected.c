@@ -247,11 +247,15 @@ static void segment_limits(void) {
   print_fault("mov ss, user data (dpl 3)", probe(load_ss, SEL_UDATA | 3));
 }
 
-u32 iret_args[2];
+u32 iret_args[4]; /* eip, esp, cs, ss */
 __asm__(".text\n"
         "k_iret_segs: mov $0x10, %eax\n mov %ax, %fs\n mov $0x23, %eax\n mov %ax, %gs\n mov %ax, %ds\n mov %ax, %es\n"
         "  push $0x23\n push iret_args + 4\n push $0x202\n push $0x1b\n push iret_args\n iret\n");
 FN(k_iret_segs);
+/* IRET with the frame in iret_args (EFLAGS 0x202). */
+__asm__(".text\n k_iret_any: push iret_args + 12\n push iret_args + 4\n push $0x202\n push iret_args + 8\n"
+        "  push iret_args\n iret\n");
+FN(k_iret_any);
 static void rd32_ac(long a) {
   __asm__ volatile("pushf; orl $0x40000, (%%esp); popf; movl (%0), %%eax; pushf; andl $~0x40000, (%%esp); popf" ::"r"(a)
                    : "eax", "memory", "cc");
@@ -274,6 +278,17 @@ static void ring3(void) {
   iret_args[0] = (u32)u_segs, iret_args[1] = user_stack_top();
   print_fault("iret to ring 3 with fs=kernel data, gs=user data", RUN(k_iret_segs));
   printf_("  in ring 3: fs=0x%x gs=0x%x\n", last.eax & 0xffff, last.ebx & 0xffff);
+  iret_args[2] = SEL_UCODE | 3, iret_args[3] = SEL_KDATA;
+  print_fault("iret to ring 3 with ss = kernel data (dpl 0)", RUN(k_iret_any));
+  iret_args[2] = SEL_KCODE | 3, iret_args[3] = SEL_UDATA | 3;
+  print_fault("iret to cs = kernel code with rpl 3", RUN(k_iret_any));
+  iret_args[2] = SEL_UCODE | 3, iret_args[3] = SEL_UDATA;
+  print_fault("iret to ring 3 with ss rpl 0", RUN(k_iret_any));
+  iret_args[2] = SEL_UCODE | 3, iret_args[3] = SEL(D_NP);
+  print_fault("iret to ring 3 with ss dpl 0 not present", RUN(k_iret_any));
+  /* (A not-present SS with the right DPL is #SS in the SDM's IRET pseudocode but #NP in its exception list.) */
+  iret_args[2] = SEL_UCODE | 3, iret_args[3] = SEL_UDATA | 3;
+  print_fault("iret to ring 3 (valid)", RUN(k_iret_any));
   /* Alignment checking: CR0.AM, EFLAGS.AC and CPL 3 (SDM 6.15, #AC). */
   static u32 aligned_words[2];
   u32 cr0 = rdcr0();
