@@ -33,6 +33,8 @@ export const enum Lazy {
   Logic = 5,
   Inc = 6,
   Dec = 7,
+  /** SHL/SHR/SAR: CF in lfC, OF (0/1) in lfB, AF clear, SF ZF PF from the result. */
+  Shift = 8,
 }
 
 const TLB_BITS = 11;
@@ -393,6 +395,8 @@ export class CpuCoreBase {
       case Lazy.Sbb:
       case Lazy.Dec:
         return ((a ^ b) & (a ^ r) & sign) !== 0 ? RFLAGS.OF : 0;
+      case Lazy.Shift:
+        return this.lfB !== 0 ? RFLAGS.OF : 0;
       default:
         return 0;
     }
@@ -406,7 +410,7 @@ export class CpuCoreBase {
   getAF(): number {
     const op = this.lfOp;
     if (op === Lazy.None) return this.fl & RFLAGS.AF;
-    if (op === Lazy.Logic) return 0;
+    if (op === Lazy.Logic || op === Lazy.Shift) return 0;
     return (this.lfA ^ this.lfB ^ this.lfR) & RFLAGS.AF;
   }
 

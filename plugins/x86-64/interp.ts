@@ -681,6 +681,29 @@ export class X86Cpu extends CpuSystem {
       this.hi = ah;
       return a;
     }
+    if (sz !== 8 && op >= 4) {
+      // SHL/SHR/SAR up to 32 bits: results and CF/OF here, SF ZF PF lazily.
+      const u = sz === 4 ? a >>> 0 : a;
+      let r: number, cf: number, of: number;
+      if (op === 5) {
+        cf = cnt <= bits ? (u >>> (cnt - 1)) & 1 : 0;
+        r = cnt >= 32 ? 0 : u >>> cnt;
+        of = (u >>> (bits - 1)) & 1;
+      } else if (op === 7) {
+        const sx = (u << (32 - bits)) >> (32 - bits);
+        cf = (sx >> (cnt > 31 ? 31 : cnt - 1)) & 1;
+        r = (cnt >= 32 ? sx >> 31 : sx >> cnt) & MASK[sz];
+        of = 0;
+      } else {
+        cf = cnt <= bits ? (u >>> (bits - cnt)) & 1 : 0;
+        r = (cnt >= 32 ? 0 : u << cnt) & MASK[sz];
+        of = ((r >>> (bits - 1)) & 1) ^ cf;
+      }
+      this.setLazy(Lazy.Shift, sz, r, 0, 0, 0, of, 0);
+      this.lfC = cf;
+      this.hi = 0;
+      return r;
+    }
     const hi = sz === 8 ? ah : 0;
     const lo = sz === 4 ? a >>> 0 : a;
     let rl = 0,
