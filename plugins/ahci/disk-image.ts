@@ -8,6 +8,7 @@
  * it. This matches the FileDevice of `vmm disk`, so both see the same sector count.
  */
 import type { HostFile, HostServices } from '../../src/core/host.js';
+import { MemoryHostFile } from './create-image.js';
 import { SECTOR_SIZE } from './registers.js';
 
 export const CHUNK_SIZE = 4096;
@@ -64,6 +65,11 @@ export class DiskImage {
       );
     }
     return new DiskImage(path, file, persist);
+  }
+
+  /** An image held in memory for this run (a `create:` recipe without a file); never persistent. */
+  static inMemory(name: string, bytes: Uint8Array): DiskImage {
+    return new DiskImage(name, new MemoryHostFile(name, bytes), false);
   }
 
   /** `count` sectors from `lba`; the caller checked the range. */

@@ -12,10 +12,11 @@ import { hex } from '../../src/core/addresses.js';
 import { IRQ_LINES } from '../../src/core/irq.js';
 import { definePlugin } from '../../src/core/plugin.js';
 import { Tokens } from '../../src/core/tokens.js';
-import { filePath, physAddr, z } from '../../src/config/types.js';
+import { filePath, physAddr, size, z } from '../../src/config/types.js';
 import type { BlockController, BlockDiskInfo } from '../../src/devices/block.js';
 import { formatPciAddress, parsePciSlot } from '../../src/devices/pci.js';
 import { MmioBarMapping, PciCommand, PciConfigSpace } from '../pci-host/config-space.js';
+import { buildImage } from './create-image.js';
 import { DiskImage } from './disk-image.js';
 import { Ahci, type AhciDiskSpec } from './hba.js';
 import { MAX_PORTS } from './registers.js';
@@ -35,8 +36,33 @@ export const ICH9_AHCI = {
   interruptPin: 1,
 } as const;
 
+const createSchema = z.strictObject({
+  size: size()
+    .default(64 * 1024 * 1024)
+    .describe('image size (a multiple of 512 bytes), e.g. 64M'),
+  fat: z
+    .union([z.literal(12), z.literal(16), z.literal(32)])
+    .optional()
+    .describe('FAT type (12, 16 or 32); default chosen from the size'),
+  label: z.string().max(11).optional().describe('volume label (up to 11 characters)'),
+  files: z
+    .record(z.string().min(1), filePath())
+    .default({})
+    .describe('name on the volume -> host file, e.g. { sample.bin: ../guests/sample/sample.bin }'),
+});
+
 const diskSchema = z.strictObject({
-  image: filePath().describe('raw disk image file (its size in 512-byte sectors is the disk size)'),
+  image: filePath()
+    .optional()
+    .describe(
+      'raw disk image file (its size in 512-byte sectors is the disk size); may be omitted with `create`',
+    ),
+  create: createSchema
+    .optional()
+    .describe(
+      'make a FAT image from host files when `image` does not exist: written to `image` when it is named, ' +
+        'else kept in memory for the run',
+    ),
   persist: z
     .boolean()
     .default(false)
@@ -134,18 +160,44 @@ export default definePlugin({
     config.onIntx = (level) => ctx.bus.irq.set(s.irq, level);
 
     return {
-      attach() {
-        s.disks.forEach((d, port) => {
+      async attach() {
+        for (const [port, d] of s.disks.entries()) {
           let image: DiskImage;
+          const name = d.image ?? `(in memory: ${Object.keys(d.create?.files ?? {}).join(', ') || 'empty'})`;
+          if (d.image === undefined && d.create === undefined) {
+            throw ctx.error('a disk needs `image` (a file) or `create` (a recipe)', `disks[${port}]`);
+          }
+          if (d.image === undefined && d.persist) {
+            throw ctx.error('persist: true needs `image`, the file to write to', `disks[${port}].persist`);
+          }
+          let created: Uint8Array | undefined;
+          if (d.create && (d.image === undefined || !ctx.host.exists(d.image))) {
+            try {
+              created = await buildImage(ctx.host, d.create);
+            } catch (e) {
+              throw ctx.error(
+                `cannot create the disk image: ${e instanceof Error ? e.message : String(e)}`,
+                `disks[${port}].create`,
+                e,
+              );
+            }
+            if (d.image !== undefined) {
+              ctx.host.writeFile(d.image, created);
+              ctx.log.info(`created disk image ${d.image} (${Object.keys(d.create.files).join(', ')})`);
+              created = undefined;
+            }
+          }
           try {
-            image = DiskImage.open(ctx.host, d.image, d.persist);
+            image = created
+              ? DiskImage.inMemory(name, created)
+              : DiskImage.open(ctx.host, d.image!, d.persist);
           } catch (e) {
             throw ctx.error(e instanceof Error ? e.message : String(e), `disks[${port}].image`, e);
           }
           images.push(image);
           if (image.trailingBytes !== 0) {
             ctx.log.warn(
-              `disk image ${d.image}: the last ${image.trailingBytes} bytes are not a whole sector and are not used`,
+              `disk image ${name}: the last ${image.trailingBytes} bytes are not a whole sector and are not used`,
             );
           }
           specs[port] = {
@@ -154,8 +206,8 @@ export default definePlugin({
             serial: d.serial ?? `VMM-DISK-${port}`,
             firmware: d.firmware,
           };
-          disks.push({ port, image: d.image, sectors: image.sectors });
-        });
+          disks.push({ port, image: name, sectors: image.sectors });
+        }
         ctx.get(Tokens.PciHost).register(slot.device, slot.function, config, ctx.instanceName);
         attached = true;
       },
@@ -187,7 +239,7 @@ export default definePlugin({
         `PCI ${formatPciAddress(controller.pci)}, ABAR ${s.abar ? hex(s.abar) : 'unassigned'}, IRQ ${s.irq}, ` +
         `${s.disks.length} disk(s)` +
         (s.disks.length
-          ? `: ${s.disks.map((d, i) => `port ${i} ${d.image}${d.persist ? ' (persist)' : ''}`).join(', ')}`
+          ? `: ${s.disks.map((d, i) => `port ${i} ${d.image ?? 'created in memory'}${d.persist ? ' (persist)' : ''}`).join(', ')}`
           : ''),
     };
   },
