@@ -137,7 +137,7 @@ export class X86Cpu extends CpuSystem {
       while (n-- > 0) {
         this.ip0 = this._rip;
         this.jmp = false;
-        const tf = this.fl & RFLAGS.TF;
+        const tf = this.fl & 0x100; // RFLAGS.TF
         this.step();
         if (!this.jmp) {
           this._rip = this.nextRip();
@@ -268,7 +268,11 @@ export class X86Cpu extends CpuSystem {
   /** Forget the fetch window (its page may be remapped); the current instruction's bytes stay valid. */
   invalidateFetch(): void {
     this.fLin0 = NaN;
+    this.fValid = false;
   }
+
+  /** The fetch window is usable (cleared whenever translations or CS may have changed). */
+  private fValid = false;
 
   override flushTlb(keepGlobal = false): void {
     super.flushTlb(keepGlobal);
@@ -336,6 +340,7 @@ export class X86Cpu extends CpuSystem {
         this.fPos0 = 0;
         this.fEnd = 1;
         this.fLin0 = NaN;
+        this.fValid = false;
         return;
       }
     }
@@ -345,6 +350,7 @@ export class X86Cpu extends CpuSystem {
       if (room < len) len = room;
     }
     this.fBuf = buf;
+    this.fValid = true;
     // Integer fields (V8 keeps them untagged; a double here slows every fetch).
     this.fPos = (off + (lin & 0xfff)) | 0;
     this.fPos0 = this.fPos;
@@ -1168,7 +1174,7 @@ export class X86Cpu extends CpuSystem {
 
   step(): void {
     // Straight-line code continues in the same fetch window without recomputing RIP's address.
-    if (this.seq && this.fLin0 === this.fLin0) this.iStart = this.fPos;
+    if (this.seq && this.fValid) this.iStart = this.fPos;
     else this.beginFetch();
     let b = this.fetch8();
     const m64 = this.mode64;
