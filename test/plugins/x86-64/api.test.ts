@@ -128,4 +128,28 @@ describe('x86-64 CPU interface', () => {
     // The faulting instruction did not complete: RIP still points at it.
     expect(m.cpu.rip).toBe(0x8005);
   });
+
+  it('routes the local APIC MSRs to the APIC and raises #GP for unknown MSRs', () => {
+    const m = testMachine();
+    const writes: string[] = [];
+    m.cpu.apic = {
+      handlesMsr: (msr: number) => msr === 0x1b || (msr >= 0x800 && msr <= 0x8ff),
+      readMsr: (msr: number) => ({ ok: msr !== 0x8ff, lo: msr === 0x802 ? 0x5000000 : 0xfee00900, hi: 0 }),
+      writeMsr: (msr: number, lo: number, hi: number) => {
+        writes.push(`${msr.toString(16)}=${hi.toString(16)}:${lo.toString(16)}`);
+        return true;
+      },
+    } as unknown as NonNullable<typeof m.cpu.apic>;
+    // IVT[13] -> 0:0x9000: report #GP and stop.
+    m.ram.set([0x00, 0x90, 0x00, 0x00], 13 * 4);
+    load(m, 0x9000, assemble('.code16\n mov eax, 13\n out 0xe4, eax\n out 0xeb, al\n', 0x9000));
+    const src =
+      '.code16\n mov ecx, 0x802\n rdmsr\n out 0xe4, eax\n mov ecx, 0x80b\n xor eax, eax\n xor edx, edx\n wrmsr\n' +
+      ' mov ecx, 0xc0001234\n rdmsr\n';
+    load(m, 0x8000, assemble(src, 0x8000));
+    m.cpu.setEntry({ mode: 'real', ip: 0x8000 });
+    m.run(1_000_000);
+    expect(m.values).toEqual([0x5000000, 13]);
+    expect(writes).toEqual(['80b=0:0']);
+  });
 });
