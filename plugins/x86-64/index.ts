@@ -6,6 +6,21 @@
  * The instance is an X86_64 (cpu.ts): the machine's CpuCore, and for a virtualization plugin the
  * architectural state (getState/setState), event injection (injectEvent) and intercept hooks
  * (`hooks`, see hooks.ts). Use `isX86Cpu` on what Tokens.Cpu resolves to.
+ *
+ * Decisions worth knowing:
+ * - x87/MMX/SSE: not implemented and not advertised (CPUID.1:EDX FPU/MMX/FXSR/SSE/SSE2 clear, even
+ *   though long mode normally implies SSE2). x87 opcodes raise #NM when CR0.EM or CR0.TS is set,
+ *   else #UD; SSE opcodes raise #UD. CR4.OSFXSR/OSXMMEXCPT may still be set (kernels set them
+ *   unconditionally) and change nothing.
+ * - TZCNT/LZCNT/POPCNT behave as on current hardware (LZCNT and POPCNT are advertised; TZCNT is the
+ *   F3-prefixed BSF of BMI1, which is not advertised because the VEX-encoded BMI1 forms are missing).
+ * - Flags the SDM leaves undefined match the host CPU of the differential suite where it observes
+ *   them (an AMD EPYC here), otherwise the common Intel behaviour.
+ * - Unknown MSRs, reserved EFER bits and non-canonical base/entry MSR values raise #GP as the SDM
+ *   says (QEMU TCG accepts some of them); IDT error codes carry the vector in bits 15:3 and EXT.
+ * - Not implemented (recorded in stats() as unimplemented[...] and answered with #GP): hardware
+ *   task switching (task gates, JMP/CALL to a TSS, IRET with NT), virtual-8086 mode, debug-register
+ *   breakpoints (DR0-7 are storage only; TF single-step works), PCID, SMM.
  */
 import { z } from 'zod';
 import type { CpuCore } from '../../src/core/cpu.js';
