@@ -13,11 +13,26 @@ import { isPluginDefinition, type PluginDefinition } from '../core/plugin.js';
 const here = dirname(fileURLToPath(import.meta.url));
 /** `.ts` when running from source (tests), `.js` when running the build. */
 const ownExt = extname(fileURLToPath(import.meta.url));
-/** <package>/plugins, or <package>/dist/plugins in the build. */
-export const BUILTIN_DIR = resolvePath(here, '..', '..', 'plugins');
+
+/**
+ * The tree this module belongs to: the package (running from source), dist/ (the build) or
+ * dist/bundle/ (the start-up bundle, scripts/bundle.mjs, where this code may sit in a chunk at
+ * another depth): the nearest folder up from here holding plugins/ next to src/.
+ */
+function treeRoot(): string {
+  for (let dir = here; ;) {
+    if (existsSync(join(dir, 'plugins')) && existsSync(join(dir, 'src'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) return resolvePath(here, '..', '..');
+    dir = up;
+  }
+}
+const ROOT = treeRoot();
+/** <package>/plugins, <package>/dist/plugins in the build, dist/bundle/plugins in the bundle. */
+export const BUILTIN_DIR = join(ROOT, 'plugins');
 /** The package's own entry module, which custom plugins import as 'vmm' (through the shim). */
-const OWN_ENTRY = resolvePath(here, '..', `index${ownExt}`);
-const API_SHIM = resolvePath(here, 'vmm-api.cjs');
+const OWN_ENTRY = join(ROOT, 'src', `index${ownExt}`);
+const API_SHIM = join(ROOT, 'src', 'container', 'vmm-api.cjs');
 const API_KEY = Symbol.for('vmm:api');
 
 export interface PluginSource {
