@@ -27,15 +27,15 @@ async function runOclif() {
 
 // dist/bundle/ (scripts/bundle.mjs) loads in a few large modules instead of ~150 small ones; used
 // unless it is missing or older than the compiled sources (a `tsc` run without the bundle step).
+// fast-up.js is compared because tsc rewrites it on every build and nothing else touches it.
 function fastUpModule() {
+  const plain = '../dist/src/cli-lib/fast-up.js';
   const bundled = new URL('../dist/bundle/src/cli-lib/fast-up.js', import.meta.url);
-  if (process.env.VMM_NO_BUNDLE) return '../dist/src/cli-lib/fast-up.js';
+  if (process.env.VMM_NO_BUNDLE) return plain;
   try {
-    const built = statSync(new URL('../dist/src/index.js', import.meta.url)).mtimeMs;
-    if (statSync(new URL('../dist/bundle/src/index.js', import.meta.url)).mtimeMs >= built)
-      return bundled.href;
+    if (statSync(bundled).mtimeMs >= statSync(new URL(plain, import.meta.url)).mtimeMs) return bundled.href;
   } catch {
     // No bundle.
   }
-  return '../dist/src/cli-lib/fast-up.js';
+  return plain;
 }
