@@ -609,6 +609,9 @@ export class CpuCoreBase {
 
   private pteLo = 0;
   private pteHi = 0;
+  /** The PDPTE registers of PAE paging (SDM 4.4.1). */
+  readonly pdpteLo = new Int32Array(4);
+  readonly pdpteHi = new Int32Array(4);
 
   /** Read a 4- or 8-byte paging-structure entry at a physical address into pteLo/pteHi. */
   private readPte(addr: number, lin: number, wide: boolean): number {
@@ -744,10 +747,9 @@ export class CpuCoreBase {
         tableLo = l2 & 0xfffff000;
         tableHi = this.pteHi & 0xfffff;
       } else {
-        // PAE paging (SDM 4.4): the PDPTE is read here rather than cached at MOV CR3.
-        const pdpteAddr = (this.cr3 & 0xffffffe0) + (linLo >>> 30) * 8;
-        this.readPte(pdpteAddr >>> 0, lin, true);
-        const p = this.pteLo;
+        // PAE paging (SDM 4.4): the PDPTEs were loaded at MOV CR3 (or CR0/CR4 changes).
+        const p = this.pdpteLo[linLo >>> 30];
+        this.pteHi = this.pdpteHi[linLo >>> 30];
         if ((p & 1) === 0) return this.pageFault(lin, acc, user, 0);
         if (p & 0x1e6 || this.pteHi & (hiMask | 0x7ff00000 | 0x80000000))
           return this.pageFault(lin, acc, user, PFEC.P | PFEC.RSVD);

@@ -306,6 +306,13 @@ export class X86_64 extends X86Cpu implements CpuCore {
     if (this.pe && !this.v86) this.setCpl((this.sAttr[SS] >> 5) & 3);
     this.refreshSegOk();
     this.flushTlb();
+    if (this.paging && !this.lma && this.cr4 & 0x20) {
+      try {
+        this.loadPdptes(this.cr3, false);
+      } catch {
+        // A second-stage hook refused the access: the PDPTEs stay as they were.
+      }
+    }
     const rip = toNum(st.rip);
     this.rip = this.mode64 ? rip : rip >>> 0;
     this.eventCheck = true;

@@ -167,6 +167,9 @@ export class CpuSystem extends CpuCoreBase {
    * `size` is the access size; `write` selects the write-permission check.
    */
   segLin(seg: number, lo: number, hi: number, size: number, write: boolean): number {
+    // Alignment check (SDM Vol. 3A 6.15 #AC): CPL 3 with CR0.AM and EFLAGS.AC set.
+    if (this.cpl === 3 && this.cr0 & CR0.AM && this.fl & RFLAGS.AC && size > 1)
+      this.alignCheck(seg, lo, size);
     if (this.mode64) {
       if (seg >= FS) {
         const bl = this.sBaseLo[seg];
@@ -189,6 +192,12 @@ export class CpuSystem extends CpuCoreBase {
     }
     if (off + size - 1 > this.sLimit[seg]) this.segFault(seg);
     return (this.sBaseLo[seg] + off) >>> 0;
+  }
+
+  /** #AC(0) when the linear address of a CPL-3 data access is not aligned to its size. */
+  private alignCheck(seg: number, lo: number, size: number): void {
+    const base = this.mode64 && seg < FS ? 0 : this.sBaseLo[seg];
+    if (((lo + base) & (size - 1)) !== 0) this.fault(Vector.AC, 0);
   }
 
   private segFault(seg: number): never {
@@ -668,6 +677,8 @@ export class CpuSystem extends CpuCoreBase {
     if (this.mode64) {
       const old = this.rl[4];
       const nl = (old - size) | 0;
+      if (this.cpl === 3 && nl & (size - 1) && this.cr0 & CR0.AM && this.fl & RFLAGS.AC)
+        this.fault(Vector.AC, 0);
       const nh = old >>> 0 < size ? (this.rh[4] - 1) | 0 : this.rh[4];
       if ((nh + 0x8000) >>> 16 !== 0) this.fault(Vector.SS, 0);
       const lin = (nh & 0xffff) * TWO32 + (nl >>> 0);
@@ -697,6 +708,8 @@ export class CpuSystem extends CpuCoreBase {
       const sl = this.rl[4],
         sh = this.rh[4];
       if ((sh + 0x8000) >>> 16 !== 0) this.fault(Vector.SS, 0);
+      if (this.cpl === 3 && sl & (size - 1) && this.cr0 & CR0.AM && this.fl & RFLAGS.AC)
+        this.fault(Vector.AC, 0);
       const v = this.readN((sh & 0xffff) * TWO32 + (sl >>> 0), size);
       const h = this.hi;
       const nl = (sl + size) | 0;
@@ -1296,6 +1309,9 @@ export class CpuSystem extends CpuCoreBase {
       if (this.mode64) this.gp(0);
       this.efer &= ~EFER.LMA;
     }
+    // Enabling PAE paging outside IA-32e mode loads the PDPTEs (SDM 4.4.1).
+    if (v & CR0.PG && !(old & CR0.PG) && this.cr4 & CR4.PAE && !(this.efer & EFER.LME))
+      this.loadPdptes(this.cr3, true);
     this.cr0 = v | 0;
     if ((old ^ v) & (CR0.PG | CR0.WP | CR0.PE)) this.flushTlb();
     this.updateMode();
@@ -1323,13 +1339,40 @@ export class CpuSystem extends CpuCoreBase {
     if (hi !== 0 || lo & ~this.cr4Mask()) this.gp(0);
     if (this.lma && !(lo & CR4.PAE)) this.gp(0);
     const old = this.cr4;
+    const changed = old ^ lo;
+    // Changing PAE, PGE, PSE or SMEP with PAE paging on reloads the PDPTEs (SDM 4.4.1).
+    if (this.paging && !this.lma && lo & CR4.PAE && changed & (CR4.PAE | CR4.PGE | CR4.PSE | CR4.SMEP)) {
+      this.loadPdptes(this.cr3, true);
+    }
     this.cr4 = lo;
-    if ((old ^ lo) & (CR4.PAE | CR4.PGE | CR4.PSE | CR4.SMEP | CR4.SMAP | CR4.PCIDE)) this.flushTlb();
+    if (changed & (CR4.PAE | CR4.PGE | CR4.PSE | CR4.SMEP | CR4.SMAP | CR4.PCIDE)) this.flushTlb();
+  }
+
+  /**
+   * Load the four PDPTEs of PAE paging into the CPU (SDM 4.4.1): done at MOV CR3 and at the other
+   * events above, not at each walk. A present entry with reserved bits set makes the loading
+   * instruction #GP(0) (when `check`).
+   */
+  loadPdptes(cr3: number, check: boolean): void {
+    const base = ((cr3 % TWO32) & 0xffffffe0) >>> 0;
+    const lo = new Int32Array(4),
+      hi = new Int32Array(4);
+    for (let i = 0; i < 4; i++) {
+      const a = this.stage2(base + i * 8, -1, false, false, true);
+      lo[i] = this.bus.read(a, 4) | 0;
+      hi[i] = this.bus.read(a + 4, 4) | 0;
+      const rsvdHi = (0xfffff & ~((1 << (MAXPHYADDR - 32)) - 1)) | 0xfff00000;
+      if (check && lo[i] & 1 && (lo[i] & 0x1e6 || hi[i] & rsvdHi)) this.gp(0);
+    }
+    this.pdpteLo.set(lo);
+    this.pdpteHi.set(hi);
   }
 
   writeCr3(lo: number, hi: number): void {
     if (this.lma && hi & ~((1 << (MAXPHYADDR - 32)) - 1)) this.gp(0);
-    this.cr3 = (this.lma ? (hi >>> 0) * TWO32 : 0) + (lo >>> 0);
+    const v = (this.lma ? (hi >>> 0) * TWO32 : 0) + (lo >>> 0);
+    if (this.paging && !this.lma && this.cr4 & CR4.PAE) this.loadPdptes(v, true);
+    this.cr3 = v;
     this.flushTlb(this.cr4 & CR4.PGE ? true : false);
   }
 
