@@ -3442,7 +3442,6 @@ export class X86Cpu extends CpuSystem {
     if (this.v86) this.gp(0);
     const wide = this.mode64;
     if (b === 0x20 || b === 0x22) {
-      if (this.lock && n === 0) n = 8; // LOCK MOV CR0 is CR8 on AMD; Intel: #UD
       if (n !== 0 && n !== 2 && n !== 3 && n !== 4 && n !== 8) this.undef();
       if (n === 8 && !this.mode64) this.undef();
       if (b === 0x20) {
