@@ -226,7 +226,9 @@ export default definePlugin({
           regs = { eax: MULTIBOOT_BOOTLOADER_MAGIC, ebx: mb.info };
         } else if (guest.entry.mode !== 'real') {
           throw ctx.error(
-            `guest.entry mode "${guest.entry.mode}" needs a boot loader: this policy starts real mode, or a Multiboot kernel (kernel setting)`,
+            `guest.entry mode "${guest.entry.mode}" needs a kernel: this policy starts the vCPU in real mode, ` +
+              'or loads a Multiboot kernel itself (the kernel setting; --kernel FILE where the machine declares it)',
+            'kernel',
           );
         }
         let controls;
