@@ -348,7 +348,8 @@ export class Bus {
       if (port + size <= p.base + p.size) return p.device.ioRead(port - p.base, size);
     }
     this.stats.unmappedPortReads++;
-    this.warn(`read of unmapped I/O port ${hex(port, 4)} (size ${size})`);
+    // Format the message only while it is still logged (a guest may hammer a port, e.g. 0x80).
+    if (this.warned < this.warnLimit) this.warn(`read of unmapped I/O port ${hex(port, 4)} (size ${size})`);
     return size === 4 ? 0xffff_ffff : (1 << (size * 8)) - 1;
   }
 
@@ -369,7 +370,8 @@ export class Bus {
       }
     }
     this.stats.unmappedPortWrites++;
-    this.warn(`write of ${hex(value)} to unmapped I/O port ${hex(port, 4)} (size ${size})`);
+    if (this.warned < this.warnLimit)
+      this.warn(`write of ${hex(value)} to unmapped I/O port ${hex(port, 4)} (size ${size})`);
   }
 
   private dwordPort(port: number): PortRange | undefined {
