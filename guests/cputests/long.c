@@ -251,7 +251,7 @@ static void msrs_and_control(void) {
   printf_("efer=0x%llx\n", rdmsr(MSR_EFER));
   print_fault("rdmsr 0xc0001234 (unknown)", probe(do_rdmsr, 0xc0001234));
   print_fault("wrmsr efer reserved bit 2", probe(do_wrefer, (long)(rdmsr(MSR_EFER) | 4)));
-  wrmsr(0xC0000102, 0x1122334455667788ull); /* KERNEL_GS_BASE */
+  wrmsr(0xC0000102, 0xffff800011223344ull); /* KERNEL_GS_BASE (canonical: a non-canonical value is #GP, SDM WRMSR) */
   wrmsr(0xC0000101, 0x1000);                /* GS_BASE */
   __asm__ volatile("swapgs");
   printf_("swapgs: gs.base=0x%llx kernel_gs_base=0x%llx\n", rdmsr(0xC0000101), rdmsr(0xC0000102));

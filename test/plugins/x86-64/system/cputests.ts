@@ -98,6 +98,13 @@ export const QEMU_DIVERGENCES: Readonly<Record<string, readonly Divergence[]>> =
       sdm: 'wrmsr gs.base non-canonical: #GP err=0x0',
       why: NO_MSR_CHECK,
     },
+    {
+      qemu: 'selector 0x23: lar 0xc0f200, lsl 0xffffffff, verr 1, verw 1',
+      sdm: 'selector 0x23: lar 0xc0f300, lsl 0xffffffff, verr 1, verw 1',
+      why:
+        'IRETQ to ring 3 loaded SS=0x23 from this descriptor, and loading a segment register sets the ' +
+        "descriptor's accessed bit (SDM Vol. 3A 3.4.5.1); QEMU 7.2 sets it only for MOV/POP to a segment register",
+    },
   ],
   paging: [
     'read, pte bit 51 set: #PF err=0x8 cr2=0x804020700c',
