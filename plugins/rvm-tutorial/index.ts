@@ -15,6 +15,7 @@ import { gpa as toGpa, hex } from '../../src/core/addresses.js';
 import type { GuestMemory } from '../../src/core/guest-memory.js';
 import { definePlugin } from '../../src/core/plugin.js';
 import { Tokens } from '../../src/core/tokens.js';
+import type { MachineConfig } from '../../src/config/machine-schema.js';
 import { filePath, physAddr, z } from '../../src/config/types.js';
 import { EptMemType } from '../../src/x86/ept.js';
 import { CR0 } from '../../src/x86/regs.js';
@@ -327,28 +328,36 @@ export default definePlugin({
 /**
  * The tutorial's images come from a FAT disk image (fat-loader through ahci). When the image is
  * missing, say what to make and how, before the disk controller fails with a bare "not found".
+ * The machine description holds paths as written: relative ones are tried against the machine
+ * file's directory and the working directory (where --set values are relative to).
  */
 function checkDiskImages(ctx: {
-  machine: { config: import('../../src/config/machine-schema.js').MachineConfig };
-  host: { exists(p: string): boolean };
+  machine: { config: MachineConfig };
+  host: { exists(p: string): boolean; resolve(p: string, baseDir: string): string };
+  baseDir: string;
   error(message: string, setting?: string): Error;
 }): void {
   const config = ctx.machine.config;
   const loader = config.vmm?.loader;
   if (loader?.plugin !== 'fat-loader') return;
   const files = Object.keys((loader.files as Record<string, number> | undefined) ?? {});
-  for (const dev of config.host.devices) {
-    if (dev.plugin !== 'ahci' || !Array.isArray(dev.disks)) continue;
-    for (const d of dev.disks as { image?: unknown }[]) {
-      if (typeof d.image !== 'string' || ctx.host.exists(d.image)) continue;
+  config.host.devices.forEach((dev, index) => {
+    if (dev.plugin !== 'ahci' || !Array.isArray(dev.disks)) return;
+    (dev.disks as { image?: unknown }[]).forEach((d, port) => {
+      if (typeof d.image !== 'string') return;
+      const inMachineDir = ctx.host.resolve(d.image, ctx.baseDir);
+      if (ctx.host.exists(inMachineDir) || ctx.host.exists(d.image)) return;
+      const list = files.join(' ') || 'FILES';
       throw ctx.error(
-        `the disk image ${d.image} does not exist. It must be a FAT volume holding ${files.join(' and ') || 'the guest images'}. Make it with:\n` +
+        `the disk image ${inMachineDir} does not exist. It must be a FAT volume holding ` +
+          `${files.join(' and ') || 'the guest images'}. Make it with:\n` +
           `  vmm disk create ${d.image} --size 64M --fat 32\n` +
-          `  vmm disk add ${d.image} ${files.join(' ') || 'FILES'}\n` +
-          `(the tutorial builds nimbos.bin and rvm-bios.bin in the NimbOS and RVM-Tutorial repositories: ` +
-          `\`make\` in nimbos/kernel with ARCH=x86_64 and in rvm-tutorial's bios/; see DEVELOPERS.md), ` +
-          `then run with --disk ${d.image}`,
+          `  vmm disk add ${d.image} ${list}\n` +
+          `and point the machine at it: --set 'host.devices[${index}].disks[${port}].image=${d.image}' ` +
+          `(a path relative to the working directory). The tutorial builds nimbos.bin in the NimbOS ` +
+          `repository (make in kernel/ with ARCH=x86_64) and rvm-bios.bin in the RVM tutorial's bios/ ` +
+          `(see README.md)`,
       );
-    }
-  }
+    });
+  });
 }
