@@ -1,0 +1,162 @@
+/**
+ * The exit handler against a scripted VMX (fields in a map) and a scripted local APIC: event
+ * re-injection from the IDT-vectoring information, and the injection decision when an event is
+ * already being injected or the guest cannot take an interrupt.
+ */
+import { describe, expect, it } from 'vitest';
+import { Bus } from '../../../src/core/bus.js';
+import type { StopReason } from '../../../src/core/stop.js';
+import type { LocalApic, MsrRead } from '../../../src/devices/apic.js';
+import { EventType } from '../../../src/x86/exceptions.js';
+import { ExitReason, IntrInfo, ProcCtl, VmcsField as F } from '../../../src/x86/vmx.js';
+import { GuestCpuid } from '../../../plugins/rvm-tutorial/cpuid.js';
+import { Vcpu } from '../../../plugins/rvm-tutorial/vcpu.js';
+import type { Vmx } from '../../../plugins/vmx/api.js';
+
+class FakeVmx {
+  readonly fields = new Map<number, number>();
+  exitReason = 0;
+  exitQualification = 0;
+  exitInstructionLength = 0;
+  ripAdvanced = 0;
+  stopped = false;
+  vmread32(f: number): number {
+    return (this.fields.get(f) ?? 0) >>> 0;
+  }
+  vmread(f: number): bigint {
+    return BigInt(this.vmread32(f));
+  }
+  vmwrite(f: number, v: number | bigint): number {
+    this.fields.set(f, Number(v) >>> 0);
+    return 0;
+  }
+  advanceRip(): void {
+    this.ripAdvanced++;
+  }
+  stopGuest(): void {
+    this.stopped = true;
+  }
+  getGpr32(): number {
+    return 0;
+  }
+}
+
+class FakeApic {
+  pending: number[] = [];
+  acks = 0;
+  hasPendingInterrupt(): boolean {
+    return this.pending.length > 0;
+  }
+  acknowledgeInterrupt(): number {
+    this.acks++;
+    return this.pending.shift()!;
+  }
+  readMsr(): MsrRead {
+    return { ok: false, lo: 0, hi: 0 };
+  }
+  writeMsr(): boolean {
+    return false;
+  }
+}
+
+function setup() {
+  const vmx = new FakeVmx();
+  const apic = new FakeApic();
+  const stops: StopReason[] = [];
+  const eois: number[] = [];
+  const vcpu = new Vcpu({
+    vmx: vmx as unknown as Vmx,
+    guestBus: new Bus('guest'),
+    cpuid: new GuestCpuid(() => {}, { signature: 'RVMRVMRVMRVM' }),
+    apic: apic as unknown as LocalApic,
+    hostEoi: (v) => eois.push(v),
+    dumpState: () => 'state',
+    stop: (r) => stops.push(r),
+    log: { info() {}, warn() {}, debug() {} },
+    source: 'rvm-tutorial',
+    protectedMode: () => true,
+  });
+  vcpu.setPrimaryControls(0x1234_0000);
+  return { vmx, apic, vcpu, stops, eois };
+}
+
+const EXT = (v: number) => (IntrInfo.VALID | (EventType.External << IntrInfo.TYPE_SHIFT) | v) >>> 0;
+
+describe('Vcpu', () => {
+  it('re-injects an event whose delivery an exit interrupted, and holds the APIC interrupt back', () => {
+    const { vmx, apic, vcpu, eois } = setup();
+    vmx.exitReason = ExitReason.ExternalInterrupt;
+    vmx.fields.set(F.VmExitInterruptionInfo, EXT(0xfd)); // the host's kick vector
+    const pf =
+      (IntrInfo.VALID |
+        (EventType.HardwareException << IntrInfo.TYPE_SHIFT) |
+        14 |
+        IntrInfo.DELIVER_ERROR_CODE) >>>
+      0;
+    vmx.fields.set(F.IdtVectoringInfo, pf);
+    vmx.fields.set(F.IdtVectoringErrorCode, 6);
+    vmx.fields.set(F.GuestRflags, 0x202);
+    apic.pending = [0xf0];
+    vcpu.handle(vmx as unknown as Vmx);
+    expect(eois).toEqual([0xfd]);
+    expect(vmx.vmread32(F.VmEntryInterruptionInfo)).toBe(pf);
+    expect(vmx.vmread32(F.VmEntryExceptionErrorCode)).toBe(6);
+    // The timer interrupt waits for the next window, still in the APIC's IRR.
+    expect(apic.acks).toBe(0);
+    expect(vmx.vmread32(F.PrimaryProcBasedVmExecControls)).toBe(
+      (0x1234_0000 | ProcCtl.InterruptWindowExiting) >>> 0,
+    );
+    expect(vcpu.stats).toMatchObject({ reinjected: 1, injected: 0, windowOpened: 1 });
+  });
+
+  it('a software interrupt is re-injected with its instruction length', () => {
+    const { vmx, vcpu } = setup();
+    vmx.exitReason = ExitReason.ExternalInterrupt;
+    vmx.exitInstructionLength = 2;
+    const int80 = (IntrInfo.VALID | (EventType.SoftwareInterrupt << IntrInfo.TYPE_SHIFT) | 0x80) >>> 0;
+    vmx.fields.set(F.IdtVectoringInfo, int80);
+    vcpu.handle(vmx as unknown as Vmx);
+    expect(vmx.vmread32(F.VmEntryInterruptionInfo)).toBe(int80);
+    expect(vmx.vmread32(F.VmEntryInstructionLength)).toBe(2);
+  });
+
+  it('injects when IF=1 without a shadow, else opens the window; closes it once the IRR is empty', () => {
+    const { vmx, apic, vcpu } = setup();
+    vmx.exitReason = ExitReason.InterruptWindow;
+    apic.pending = [0xf0, 0xf1];
+    vmx.fields.set(F.GuestRflags, 0x202);
+    vmx.fields.set(F.GuestInterruptibilityState, 1); // blocking by STI
+    vcpu.handle(vmx as unknown as Vmx);
+    expect(apic.acks).toBe(0);
+    expect(vcpu.stats.windowOpened).toBe(1);
+
+    vmx.fields.set(F.GuestInterruptibilityState, 0);
+    vcpu.handle(vmx as unknown as Vmx);
+    expect(vmx.vmread32(F.VmEntryInterruptionInfo)).toBe(EXT(0xf0));
+    expect(vmx.vmread32(F.PrimaryProcBasedVmExecControls)).toBe(0x1234_0000);
+
+    // The next exit: the entry information was consumed (the model clears the valid bit); 0xF1 next.
+    vmx.fields.set(F.VmEntryInterruptionInfo, 0);
+    vcpu.handle(vmx as unknown as Vmx);
+    expect(vmx.vmread32(F.VmEntryInterruptionInfo)).toBe(EXT(0xf1));
+    vmx.fields.set(F.VmEntryInterruptionInfo, 0);
+    vcpu.handle(vmx as unknown as Vmx);
+    expect(vmx.vmread32(F.VmEntryInterruptionInfo)).toBe(0);
+    expect(vcpu.stats).toMatchObject({ injected: 2, windowOpened: 1 });
+  });
+
+  it('an exit reason it does not handle stops the machine with the state', () => {
+    const { vmx, vcpu, stops } = setup();
+    vmx.exitReason = ExitReason.Rdtsc;
+    vcpu.handle(vmx as unknown as Vmx);
+    expect(vmx.stopped).toBe(true);
+    expect(stops).toEqual([
+      {
+        kind: 'fault',
+        message: 'rvm-tutorial: unhandled VM exit Rdtsc (reason 16), qualification 0x0',
+        state: 'state',
+        source: 'rvm-tutorial',
+      },
+    ]);
+  });
+});
