@@ -69,6 +69,8 @@ await esbuild.build({
     js: "import { createRequire as __vmmCreateRequire } from 'node:module'; const require = __vmmCreateRequire(import.meta.url);",
   },
   plugins: [zodLocalesOnDemand],
+  // `node --enable-source-maps` then shows src/*.ts positions (through tsc's maps) in stack traces.
+  sourcemap: true,
   logLevel: 'warning',
 });
 copyFileSync(join(dist, 'src/container/vmm-api.cjs'), join(out, 'src/container/vmm-api.cjs'));
