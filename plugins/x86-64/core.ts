@@ -970,12 +970,17 @@ export class CpuCoreBase {
     const large = this.pageMask === 0xfff ? 0 : this.pageMask;
     if (large !== 0) this.largeEntries++;
     this.tlbLargeMask[i] = large;
-    // Clear the other class's tags for this slot: tlbMem/tlbOff are shared.
-    const oR = user ? this.tagRS : this.tagRU;
-    if (oR[i] !== -1) {
-      oR[i] = -1;
-      (user ? this.tagWS : this.tagWU)[i] = -1;
-      (user ? this.tagXS : this.tagXU)[i] = -1;
+    // Clear the other class's tags for this slot: tlbMem/tlbOff are shared. All three: a slot may
+    // hold only a fetch tag (NimbOS: a user code page kept its tag while a global kernel page with
+    // the same slot took tlbMem/tlbOff, so user code was fetched from the kernel's frame).
+    if (user) {
+      this.tagRS[i] = -1;
+      this.tagWS[i] = -1;
+      this.tagXS[i] = -1;
+    } else {
+      this.tagRU[i] = -1;
+      this.tagWU[i] = -1;
+      this.tagXU[i] = -1;
     }
     if (acc === Acc.Fetch) {
       tX[i] = tag;
