@@ -134,12 +134,17 @@ export class X86Cpu extends CpuSystem {
   /** Execute up to n instructions, stopping early when an event needs a look. */
   execute(n: number): void {
     try {
-      while (n-- > 0) {
-        if (this.fValid && this.fastPath && (this.fl & 0x100) === 0 && !this.dbPending && this.fastStep()) {
-          this.icount++;
-          if (this.eventCheck) return;
-          continue;
+      while (n > 0) {
+        // A run of fast-path instructions (none of them can set TF or owe a #DB). With an event
+        // already waiting (e.g. an interrupt shadow) one general step comes first, as before.
+        if (this.fValid && this.fastPath && !this.eventCheck && (this.fl & 0x100) === 0 && !this.dbPending) {
+          const k = this.fastRun(n);
+          if (k > 0) {
+            n -= k;
+            if (this.eventCheck || n <= 0) return;
+          }
         }
+        n--;
         this.ip0 = this._rip;
         this.jmp = false;
         const tf = this.fl & 0x100; // RFLAGS.TF
@@ -166,284 +171,325 @@ export class X86Cpu extends CpuSystem {
   fastPath = true;
 
   /**
-   * One instruction of a few common register-only forms (ALU, MOV, shifts, INC/DEC, MOVZX/MOVSX,
-   * CMOVcc, Jcc/JMP) with no prefix and a 32-bit operand size, in 32-bit or 64-bit code, decoded
-   * straight from the fetch window without the general prefix and ModRM machinery. None of them
-   * can fault once its bytes are in the window (a branch whose target would fault is left to the
-   * general path). Returns false, with nothing changed but the window position, for anything else.
+   * Up to n instructions of a few common register-only forms (ALU, MOV, shifts, INC/DEC,
+   * MOVZX/MOVSX, CMOVcc, Jcc/JMP) with no prefix and a 32-bit operand size, in 32-bit or 64-bit
+   * code, decoded straight from the fetch window without the general prefix and ModRM machinery,
+   * with RIP and the window position in locals. None of them can fault once its bytes are in the
+   * window (a branch whose target would fault is left to the general path). Stops before the first
+   * other instruction (the window left at it), after a transfer out of the window, or when an event
+   * needs a look; returns the number of instructions retired.
    */
-  private fastStep(): boolean {
+  private fastRun(n: number): number {
     const m64 = this.mode64;
-    if (!m64 && !this.cs32) return false;
-    const rip = this._rip;
-    if (!this.seq) {
+    if (!m64 && !this.cs32) return 0;
+    let rip = this._rip;
+    const csBase = this.sBaseLo[CS];
+    const pos0 = this.fPos0;
+    const lin0 = this.fLin0;
+    const size = this.fEnd - pos0;
+    let p: number;
+    if (this.seq) p = this.fPos;
+    else {
       // After a transfer: continue in the same window when the target lies in it (as beginFetch).
       let lin: number;
       if (m64) {
-        if (rip < 0 || rip >= 140737488355328) return false;
+        if (rip < 0 || rip >= 140737488355328) return 0;
         lin = rip;
-      } else lin = (this.sBaseLo[CS] + rip) >>> 0;
-      const d = lin - this.fLin0;
-      if (!(d >= 0 && d < this.fEnd - this.fPos0)) return false;
-      this.fPos = (this.fPos0 + d) | 0;
+      } else lin = (csBase + rip) >>> 0;
+      const d = lin - lin0;
+      if (!(d >= 0 && d < size)) return 0;
+      p = (pos0 + d) | 0;
+      this.fPos = p;
       this.seq = true;
     }
     const buf = this.fBuf;
-    const p = this.fPos;
     // Room for the longest form handled here (6 bytes): shorter windows take the general path.
-    if (p + 6 > this.fEnd) return false;
-    const b = buf[p];
+    const last = this.fEnd - 6;
     const rl = this.rl;
     const rh = this.rh;
-    let len: number;
-    switch (b) {
-      // op Ev,Gv / Gv,Ev (ADD OR ADC SBB AND SUB XOR CMP), register operands only.
-      case 0x01:
-      case 0x09:
-      case 0x11:
-      case 0x19:
-      case 0x21:
-      case 0x29:
-      case 0x31:
-      case 0x39:
-      case 0x03:
-      case 0x0b:
-      case 0x13:
-      case 0x1b:
-      case 0x23:
-      case 0x2b:
-      case 0x33:
-      case 0x3b: {
-        const m = buf[p + 1];
-        if (m < 0xc0) return false;
-        const op = b >> 3;
-        let d = m & 7,
-          s = (m >> 3) & 7;
-        if (b & 2) {
-          d = s;
-          s = m & 7;
-        }
-        const r = this.alu(op, 4, rl[d], 0, rl[s], 0);
-        if (op !== 7) {
-          rl[d] = r;
-          rh[d] = 0;
-        }
-        len = 2;
-        break;
-      }
-      // op eAX,Id
-      case 0x05:
-      case 0x0d:
-      case 0x15:
-      case 0x1d:
-      case 0x25:
-      case 0x2d:
-      case 0x35:
-      case 0x3d: {
-        const op = b >> 3;
-        const imm = buf[p + 1] | (buf[p + 2] << 8) | (buf[p + 3] << 16) | (buf[p + 4] << 24);
-        const r = this.alu(op, 4, rl[0], 0, imm, imm >> 31);
-        if (op !== 7) {
-          rl[0] = r;
-          rh[0] = 0;
-        }
-        len = 5;
-        break;
-      }
-      case 0x40:
-      case 0x41:
-      case 0x42:
-      case 0x43:
-      case 0x44:
-      case 0x45:
-      case 0x46:
-      case 0x47:
-      case 0x48:
-      case 0x49:
-      case 0x4a:
-      case 0x4b:
-      case 0x4c:
-      case 0x4d:
-      case 0x4e:
-      case 0x4f: {
-        if (m64) return false; // REX prefixes
-        const n = b & 7;
-        rl[n] = this.incDec(4, rl[n], 0, b >= 0x48);
-        rh[n] = 0;
-        len = 1;
-        break;
-      }
-      case 0x70:
-      case 0x71:
-      case 0x72:
-      case 0x73:
-      case 0x74:
-      case 0x75:
-      case 0x76:
-      case 0x77:
-      case 0x78:
-      case 0x79:
-      case 0x7a:
-      case 0x7b:
-      case 0x7c:
-      case 0x7d:
-      case 0x7e:
-      case 0x7f:
-        if (this.cond(b & 15)) return this.fastJump(rip, 2, (buf[p + 1] << 24) >> 24);
-        len = 2;
-        break;
-      case 0xeb:
-        return this.fastJump(rip, 2, (buf[p + 1] << 24) >> 24);
-      case 0xe9:
-        return this.fastJump(
-          rip,
-          5,
-          buf[p + 1] | (buf[p + 2] << 8) | (buf[p + 3] << 16) | (buf[p + 4] << 24),
-        );
-      case 0x81:
-      case 0x83: {
-        const m = buf[p + 1];
-        if (m < 0xc0) return false;
-        const op = (m >> 3) & 7;
-        const d = m & 7;
-        let imm: number;
-        if (b === 0x83) {
-          imm = (buf[p + 2] << 24) >> 24;
-          len = 3;
-        } else {
-          imm = buf[p + 2] | (buf[p + 3] << 8) | (buf[p + 4] << 16) | (buf[p + 5] << 24);
-          len = 6;
-        }
-        const r = this.alu(op, 4, rl[d], 0, imm, imm >> 31);
-        if (op !== 7) {
-          rl[d] = r;
-          rh[d] = 0;
-        }
-        break;
-      }
-      case 0x85: {
-        const m = buf[p + 1];
-        if (m < 0xc0) return false;
-        this.alu(4, 4, rl[m & 7], 0, rl[(m >> 3) & 7], 0);
-        len = 2;
-        break;
-      }
-      case 0x89:
-      case 0x8b: {
-        const m = buf[p + 1];
-        if (m < 0xc0) return false;
-        let d = m & 7,
-          s = (m >> 3) & 7;
-        if (b === 0x8b) {
-          d = s;
-          s = m & 7;
-        }
-        rl[d] = rl[s];
-        rh[d] = 0;
-        len = 2;
-        break;
-      }
-      case 0x90:
-        len = 1;
-        break;
-      case 0xb8:
-      case 0xb9:
-      case 0xba:
-      case 0xbb:
-      case 0xbc:
-      case 0xbd:
-      case 0xbe:
-      case 0xbf: {
-        const n = b & 7;
-        rl[n] = buf[p + 1] | (buf[p + 2] << 8) | (buf[p + 3] << 16) | (buf[p + 4] << 24);
-        rh[n] = 0;
-        len = 5;
-        break;
-      }
-      // Group 2 by Ib, by 1, by CL.
-      case 0xc1:
-      case 0xd1:
-      case 0xd3: {
-        const m = buf[p + 1];
-        if (m < 0xc0) return false;
-        let cnt: number;
-        if (b === 0xc1) {
-          cnt = buf[p + 2];
-          len = 3;
-        } else {
-          cnt = b === 0xd1 ? 1 : rl[1] & 0xff;
+    let k = 0;
+    let counted = 0;
+    let ip = rip;
+    outer: while (k < n && p <= last) {
+      const b = buf[p];
+      let len: number;
+      let jump = false;
+      let rel = 0;
+      switch (b) {
+        // op Ev,Gv / Gv,Ev (ADD OR ADC SBB AND SUB XOR CMP), register operands only.
+        case 0x01:
+        case 0x09:
+        case 0x11:
+        case 0x19:
+        case 0x21:
+        case 0x29:
+        case 0x31:
+        case 0x39:
+        case 0x03:
+        case 0x0b:
+        case 0x13:
+        case 0x1b:
+        case 0x23:
+        case 0x2b:
+        case 0x33:
+        case 0x3b: {
+          const m = buf[p + 1];
+          if (m < 0xc0) break outer;
+          const op = b >> 3;
+          let d = m & 7,
+            s = (m >> 3) & 7;
+          if (b & 2) {
+            d = s;
+            s = m & 7;
+          }
+          const r = this.alu(op, 4, rl[d], 0, rl[s], 0);
+          if (op !== 7) {
+            rl[d] = r;
+            rh[d] = 0;
+          }
           len = 2;
-        }
-        const d = m & 7;
-        rl[d] = this.shift((m >> 3) & 7, 4, rl[d], 0, cnt);
-        rh[d] = 0;
-        break;
-      }
-      case 0xff: {
-        const m = buf[p + 1];
-        if (m < 0xc0 || m >= 0xd0) return false; // INC/DEC Ev only
-        const d = m & 7;
-        rl[d] = this.incDec(4, rl[d], 0, m >= 0xc8);
-        rh[d] = 0;
-        len = 2;
-        break;
-      }
-      case 0x0f: {
-        const b2 = buf[p + 1];
-        if (b2 >= 0x80 && b2 <= 0x8f) {
-          if (this.cond(b2 & 15))
-            return this.fastJump(
-              rip,
-              6,
-              buf[p + 2] | (buf[p + 3] << 8) | (buf[p + 4] << 16) | (buf[p + 5] << 24),
-            );
-          len = 6;
           break;
         }
-        const m = buf[p + 2];
-        if (m < 0xc0) return false;
-        const g = (m >> 3) & 7;
-        const e = m & 7;
-        if (b2 >= 0x40 && b2 <= 0x4f) {
-          // CMOVcc: a 32-bit destination is written (zero-extended) even when the condition fails.
-          if (this.cond(b2 & 15)) rl[g] = rl[e];
-          rh[g] = 0;
-        } else if (b2 === 0xb6 || b2 === 0xbe) {
-          // MOVZX/MOVSX Gv,Eb: without REX, r/m 4-7 name AH CH DH BH.
-          const v = e < 4 ? rl[e] & 0xff : (rl[e - 4] >>> 8) & 0xff;
-          rl[g] = b2 === 0xbe ? (v << 24) >> 24 : v;
-          rh[g] = 0;
-        } else if (b2 === 0xb7 || b2 === 0xbf) {
-          const v = rl[e] & 0xffff;
-          rl[g] = b2 === 0xbf ? (v << 16) >> 16 : v;
-          rh[g] = 0;
-        } else return false;
-        len = 3;
+        // op eAX,Id
+        case 0x05:
+        case 0x0d:
+        case 0x15:
+        case 0x1d:
+        case 0x25:
+        case 0x2d:
+        case 0x35:
+        case 0x3d: {
+          const op = b >> 3;
+          const imm = buf[p + 1] | (buf[p + 2] << 8) | (buf[p + 3] << 16) | (buf[p + 4] << 24);
+          const r = this.alu(op, 4, rl[0], 0, imm, imm >> 31);
+          if (op !== 7) {
+            rl[0] = r;
+            rh[0] = 0;
+          }
+          len = 5;
+          break;
+        }
+        case 0x40:
+        case 0x41:
+        case 0x42:
+        case 0x43:
+        case 0x44:
+        case 0x45:
+        case 0x46:
+        case 0x47:
+        case 0x48:
+        case 0x49:
+        case 0x4a:
+        case 0x4b:
+        case 0x4c:
+        case 0x4d:
+        case 0x4e:
+        case 0x4f: {
+          if (m64) break outer; // REX prefixes
+          const n = b & 7;
+          rl[n] = this.incDec(4, rl[n], 0, b >= 0x48);
+          rh[n] = 0;
+          len = 1;
+          break;
+        }
+        case 0x70:
+        case 0x71:
+        case 0x72:
+        case 0x73:
+        case 0x74:
+        case 0x75:
+        case 0x76:
+        case 0x77:
+        case 0x78:
+        case 0x79:
+        case 0x7a:
+        case 0x7b:
+        case 0x7c:
+        case 0x7d:
+        case 0x7e:
+        case 0x7f:
+          len = 2;
+          if (this.cond(b & 15)) {
+            jump = true;
+            rel = (buf[p + 1] << 24) >> 24;
+          }
+          break;
+        case 0xeb:
+          len = 2;
+          jump = true;
+          rel = (buf[p + 1] << 24) >> 24;
+          break;
+        case 0xe9:
+          len = 5;
+          jump = true;
+          rel = buf[p + 1] | (buf[p + 2] << 8) | (buf[p + 3] << 16) | (buf[p + 4] << 24);
+          break;
+        case 0x81:
+        case 0x83: {
+          const m = buf[p + 1];
+          if (m < 0xc0) break outer;
+          const op = (m >> 3) & 7;
+          const d = m & 7;
+          let imm: number;
+          if (b === 0x83) {
+            imm = (buf[p + 2] << 24) >> 24;
+            len = 3;
+          } else {
+            imm = buf[p + 2] | (buf[p + 3] << 8) | (buf[p + 4] << 16) | (buf[p + 5] << 24);
+            len = 6;
+          }
+          const r = this.alu(op, 4, rl[d], 0, imm, imm >> 31);
+          if (op !== 7) {
+            rl[d] = r;
+            rh[d] = 0;
+          }
+          break;
+        }
+        case 0x85: {
+          const m = buf[p + 1];
+          if (m < 0xc0) break outer;
+          this.alu(4, 4, rl[m & 7], 0, rl[(m >> 3) & 7], 0);
+          len = 2;
+          break;
+        }
+        case 0x89:
+        case 0x8b: {
+          const m = buf[p + 1];
+          if (m < 0xc0) break outer;
+          let d = m & 7,
+            s = (m >> 3) & 7;
+          if (b === 0x8b) {
+            d = s;
+            s = m & 7;
+          }
+          rl[d] = rl[s];
+          rh[d] = 0;
+          len = 2;
+          break;
+        }
+        case 0x90:
+          len = 1;
+          break;
+        case 0xb8:
+        case 0xb9:
+        case 0xba:
+        case 0xbb:
+        case 0xbc:
+        case 0xbd:
+        case 0xbe:
+        case 0xbf: {
+          const n = b & 7;
+          rl[n] = buf[p + 1] | (buf[p + 2] << 8) | (buf[p + 3] << 16) | (buf[p + 4] << 24);
+          rh[n] = 0;
+          len = 5;
+          break;
+        }
+        // Group 2 by Ib, by 1, by CL.
+        case 0xc1:
+        case 0xd1:
+        case 0xd3: {
+          const m = buf[p + 1];
+          if (m < 0xc0) break outer;
+          let cnt: number;
+          if (b === 0xc1) {
+            cnt = buf[p + 2];
+            len = 3;
+          } else {
+            cnt = b === 0xd1 ? 1 : rl[1] & 0xff;
+            len = 2;
+          }
+          const d = m & 7;
+          rl[d] = this.shift((m >> 3) & 7, 4, rl[d], 0, cnt);
+          rh[d] = 0;
+          break;
+        }
+        case 0xff: {
+          const m = buf[p + 1];
+          if (m < 0xc0 || m >= 0xd0) break outer; // INC/DEC Ev only
+          const d = m & 7;
+          rl[d] = this.incDec(4, rl[d], 0, m >= 0xc8);
+          rh[d] = 0;
+          len = 2;
+          break;
+        }
+        case 0x0f: {
+          const b2 = buf[p + 1];
+          if (b2 >= 0x80 && b2 <= 0x8f) {
+            len = 6;
+            if (this.cond(b2 & 15)) {
+              jump = true;
+              rel = buf[p + 2] | (buf[p + 3] << 8) | (buf[p + 4] << 16) | (buf[p + 5] << 24);
+            }
+            break;
+          }
+          const m = buf[p + 2];
+          if (m < 0xc0) break outer;
+          const g = (m >> 3) & 7;
+          const e = m & 7;
+          if (b2 >= 0x40 && b2 <= 0x4f) {
+            // CMOVcc: a 32-bit destination is written (zero-extended) even when the condition fails.
+            if (this.cond(b2 & 15)) rl[g] = rl[e];
+            rh[g] = 0;
+          } else if (b2 === 0xb6 || b2 === 0xbe) {
+            // MOVZX/MOVSX Gv,Eb: without REX, r/m 4-7 name AH CH DH BH.
+            const v = e < 4 ? rl[e] & 0xff : (rl[e - 4] >>> 8) & 0xff;
+            rl[g] = b2 === 0xbe ? (v << 24) >> 24 : v;
+            rh[g] = 0;
+          } else if (b2 === 0xb7 || b2 === 0xbf) {
+            const v = rl[e] & 0xffff;
+            rl[g] = b2 === 0xbf ? (v << 16) >> 16 : v;
+            rh[g] = 0;
+          } else break outer;
+          len = 3;
+          break;
+        }
+        default:
+          break outer;
+      }
+      if (!jump) {
+        ip = rip;
+        p = (p + len) | 0;
+        rip = m64 ? rip + len : (rip + len) >>> 0;
+        k++;
+        continue;
+      }
+      // A taken near branch (operand size 32 or 64): a target that faults is left to the general path.
+      let t = rip + len + rel;
+      if (m64) {
+        if (t < -140737488355328 || t >= 140737488355328) break;
+      } else {
+        t >>>= 0;
+        if (t > this.sLimit[CS]) break;
+      }
+      ip = rip;
+      rip = t;
+      k++;
+      if (rel < 0 && this.idleSkip) {
+        // backEdge reads the instruction count (virtual time).
+        this.icount += k - counted;
+        counted = k;
+        this.backEdge(t);
+        if (this.eventCheck) {
+          p = -1;
+          break;
+        }
+      }
+      const d = (m64 ? t : (csBase + t) >>> 0) - lin0;
+      if (!(d >= 0 && d < size)) {
+        p = -1;
         break;
       }
-      default:
-        return false;
+      p = (pos0 + d) | 0;
     }
-    this.ip0 = rip;
-    this.fPos = (p + len) | 0;
-    this._rip = m64 ? rip + len : (rip + len) >>> 0;
-    return true;
-  }
-
-  /** A taken near branch on the fast path (operand size 32 or 64); false when the target faults. */
-  private fastJump(rip: number, len: number, rel: number): boolean {
-    let t = rip + len + rel;
-    if (this.mode64) {
-      if (t < -140737488355328 || t >= 140737488355328) return false;
-    } else {
-      t >>>= 0;
-      if (t > this.sLimit[CS]) return false;
+    this.icount += k - counted;
+    this.ip0 = ip;
+    if (p < 0)
+      this.rip = rip; // left the window: the general path finds the target
+    else {
+      this.fPos = p;
+      this._rip = rip;
     }
-    this.ip0 = rip;
-    this.fPos = (this.fPos + len) | 0;
-    this.rip = t;
-    if (rel < 0 && this.idleSkip) this.backEdge(t);
-    return true;
+    return k;
   }
 
   /** A single-step #DB is owed after the next instruction (TF was set on a MOV SS / POP SS). */

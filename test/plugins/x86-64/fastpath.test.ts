@@ -12,7 +12,8 @@ import { SegAttr } from '../../../src/x86/descriptor.js';
 import { CR0, CR4, EFER } from '../../../src/x86/regs.js';
 import { X86_64 } from '../../../plugins/x86-64/cpu.js';
 
-const CODE = 0x100000;
+/** Code starts a little below a page boundary, so runs cross it and meet the fetch window's end. */
+const codeAt = (seed: number): number => 0x100000 - (seed % 97);
 const DATA = 0x200000;
 
 function prng(seed: number): () => number {
@@ -118,10 +119,11 @@ function machine(m64: boolean, code: number[], seed: number): X86_64 {
   const ram = bus.addRam('ram', 0, 0x400000).data;
   const cpu = new X86_64(bus, new VirtualClock());
   cpu.reset();
-  ram.set(code, CODE);
+  const at = codeAt(seed);
+  ram.set(code, at);
   const rnd = prng(seed ^ 0x5a5a5a5a);
   for (let a = DATA; a < DATA + 64; a++) ram[a] = rnd() & 0xff;
-  cpu.enterFlat32(CODE);
+  cpu.enterFlat32(at);
   if (m64) {
     const w = (a: number, v: number): void => ram.set(imm32(v), a);
     w(0x10000, 0x11003);
@@ -137,7 +139,7 @@ function machine(m64: boolean, code: number[], seed: number): X86_64 {
     cpu.setSeg(1, 0x18, 0, 0xffffffff, code64);
     cpu.updateMode();
     cpu.flushTlb();
-    cpu.rip = CODE;
+    cpu.rip = at;
   }
   for (let i = 0; i < (m64 ? 16 : 8); i++) {
     if (i === 1 || i === 4) continue;
