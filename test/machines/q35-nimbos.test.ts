@@ -31,8 +31,8 @@ async function makeDisk(name: string, files: Record<string, string>): Promise<st
   return image;
 }
 
-/** Boot, type `input` at the first prompt, run to the stop. */
-async function boot(disk: string, input: string, prompt: string, timeoutMs: number) {
+/** Boot, type `input` at the first prompt, run to the stop (or until `until` appears). */
+async function boot(disk: string, input: string, prompt: string, timeoutMs: number, until?: string) {
   const console = new MemoryConsole();
   const log = new MemoryLog();
   const m = await loadMachine(MACHINE, {
@@ -43,6 +43,7 @@ async function boot(disk: string, input: string, prompt: string, timeoutMs: numb
   });
   try {
     void console.waitFor(prompt).then(() => console.type(input));
+    if (until) void console.waitFor(until).then(() => m.machine.stop({ kind: 'quit' }));
     const stop = await m.run({ wallTimeoutMs: timeoutMs });
     return { stop, text: console.text(), log: log.text(), stats: m.stats() };
   } finally {
@@ -103,7 +104,7 @@ describe('machines/q35-nimbos.yaml', () => {
         [join(nimbos!, 'rvm-bios.bin')]: 'rvm-bios.bin',
         [join(nimbos!, 'nimbos.bin')]: 'nimbos.bin',
       });
-      const r = await boot(disk, 'usertests\r', '>>', 1_800_000);
+      const r = await boot(disk, 'usertests\r', '>> ', 1_800_000, 'usertests passed!');
       expect(r.text).toContain('platform = rvm-guest-x86_64');
       expect(r.text).toContain('Rust user shell');
       expect(r.text).toContain('usertests passed!');
