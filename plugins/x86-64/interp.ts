@@ -203,8 +203,8 @@ export class X86Cpu extends CpuSystem {
       this.seq = true;
     }
     const buf = this.fBuf;
-    // Room for the longest form handled here (6 bytes): shorter windows take the general path.
-    const last = this.fEnd - 6;
+    // Room for the longest form handled here (7 bytes): shorter windows take the general path.
+    const last = this.fEnd - 7;
     const rl = this.rl;
     const rh = this.rh;
     let k = 0;
@@ -285,7 +285,12 @@ export class X86Cpu extends CpuSystem {
         case 0x4d:
         case 0x4e:
         case 0x4f: {
-          if (m64) break outer; // REX prefixes
+          if (m64) {
+            // REX: W selects 64-bit operands, R and B extend ModRM.reg and ModRM.rm.
+            len = this.fastRex(b, buf, p);
+            if (len === 0) break outer;
+            break;
+          }
           const n = b & 7;
           rl[n] = this.incDec(4, rl[n], 0, b >= 0x48);
           rh[n] = 0;
@@ -490,6 +495,98 @@ export class X86Cpu extends CpuSystem {
       this._rip = rip;
     }
     return k;
+  }
+
+  /**
+   * A REX-prefixed register form on the fast path (64-bit mode): ALU, TEST, MOV, INC/DEC, group 1
+   * by Ib/Id and group 2 with register operands. Returns its length, or 0 (nothing done) for
+   * anything else.
+   */
+  private fastRex(rex: number, buf: Uint8Array, p: number): number {
+    const b = buf[p + 1];
+    const m = buf[p + 2];
+    if (m < 0xc0) return 0;
+    const w = (rex & 8) !== 0;
+    const sz = w ? 8 : 4;
+    const e = (m & 7) | ((rex & 1) << 3);
+    const g = ((m >> 3) & 7) | ((rex & 4) << 1);
+    const rl = this.rl;
+    const rh = this.rh;
+    switch (b) {
+      case 0x01:
+      case 0x09:
+      case 0x11:
+      case 0x19:
+      case 0x21:
+      case 0x29:
+      case 0x31:
+      case 0x39:
+      case 0x03:
+      case 0x0b:
+      case 0x13:
+      case 0x1b:
+      case 0x23:
+      case 0x2b:
+      case 0x33:
+      case 0x3b: {
+        const op = b >> 3;
+        const d = b & 2 ? g : e;
+        const s = b & 2 ? e : g;
+        const r = w ? this.alu(op, 8, rl[d], rh[d], rl[s], rh[s]) : this.alu(op, 4, rl[d], 0, rl[s], 0);
+        if (op !== 7) {
+          rl[d] = r;
+          rh[d] = w ? this.hi : 0;
+        }
+        return 3;
+      }
+      case 0x81:
+      case 0x83: {
+        const op = (m >> 3) & 7;
+        let imm: number, len: number;
+        if (b === 0x83) {
+          imm = (buf[p + 3] << 24) >> 24;
+          len = 4;
+        } else {
+          imm = buf[p + 3] | (buf[p + 4] << 8) | (buf[p + 5] << 16) | (buf[p + 6] << 24);
+          len = 7;
+        }
+        const r = w
+          ? this.alu(op, 8, rl[e], rh[e], imm, imm >> 31)
+          : this.alu(op, 4, rl[e], 0, imm, imm >> 31);
+        if (op !== 7) {
+          rl[e] = r;
+          rh[e] = w ? this.hi : 0;
+        }
+        return len;
+      }
+      case 0x85:
+        if (w) this.alu(4, 8, rl[e], rh[e], rl[g], rh[g]);
+        else this.alu(4, 4, rl[e], 0, rl[g], 0);
+        return 3;
+      case 0x89:
+      case 0x8b: {
+        const d = b === 0x8b ? g : e;
+        const s = b === 0x8b ? e : g;
+        rl[d] = rl[s];
+        rh[d] = w ? rh[s] : 0;
+        return 3;
+      }
+      case 0xc1:
+      case 0xd1:
+      case 0xd3: {
+        const cnt = b === 0xc1 ? buf[p + 3] : b === 0xd1 ? 1 : rl[1] & 0xff;
+        rl[e] = this.shift((m >> 3) & 7, sz, rl[e], w ? rh[e] : 0, cnt);
+        rh[e] = w ? this.hi : 0;
+        return b === 0xc1 ? 4 : 3;
+      }
+      case 0xff:
+        if (m >= 0xd0) return 0; // INC/DEC Ev only
+        rl[e] = this.incDec(sz, rl[e], w ? rh[e] : 0, m >= 0xc8);
+        rh[e] = w ? this.hi : 0;
+        return 3;
+      default:
+        return 0;
+    }
   }
 
   /** A single-step #DB is owed after the next instruction (TF was set on a MOV SS / POP SS). */

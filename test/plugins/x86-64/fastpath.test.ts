@@ -85,12 +85,25 @@ function insn(rnd: () => number, m64: boolean): number[] {
   }
 }
 
+/** Register forms the fast path also takes with a REX prefix in 64-bit mode. */
+const REX_FORMS = new Set([
+  0x01, 0x09, 0x11, 0x19, 0x21, 0x29, 0x31, 0x39, 0x03, 0x0b, 0x13, 0x1b, 0x23, 0x2b, 0x33, 0x3b, 0x81, 0x83,
+  0x85, 0x89, 0x8b, 0xc1, 0xd1, 0xd3, 0xff,
+]);
+
+/** An instruction, in 64-bit mode often with a random REX (R/B pick R8-R15, never RCX or RSP). */
+function insnRex(rnd: () => number, m64: boolean): number[] {
+  const i = insn(rnd, m64);
+  if (m64 && rnd() % 2 === 0 && REX_FORMS.has(i[0]!) && i[1]! >= 0xc0) return [0x40 | (rnd() & 15), ...i];
+  return i;
+}
+
 /** mov ecx,N; L: body with forward Jcc/JMP over single instructions; dec ecx; jnz L; hlt */
 function program(rnd: () => number, m64: boolean): number[] {
   const body: number[] = [];
   const n = 5 + (rnd() % 30);
   for (let k = 0; k < n; k++) {
-    const skip = insn(rnd, m64);
+    const skip = insnRex(rnd, m64);
     switch (rnd() % 6) {
       case 0:
         body.push(0x70 + (rnd() % 16), skip.length);
