@@ -343,8 +343,9 @@ function checkDiskImages(ctx: {
   const files = Object.keys((loader.files as Record<string, number> | undefined) ?? {});
   config.host.devices.forEach((dev, index) => {
     if (dev.plugin !== 'ahci' || !Array.isArray(dev.disks)) return;
-    (dev.disks as { image?: unknown }[]).forEach((d, port) => {
-      if (typeof d.image !== 'string') return;
+    (dev.disks as { image?: unknown; create?: unknown }[]).forEach((d, port) => {
+      // A disk with a `create:` recipe is made by the controller when its image is absent.
+      if (typeof d.image !== 'string' || d.create !== undefined) return;
       const inMachineDir = ctx.host.resolve(d.image, ctx.baseDir);
       if (ctx.host.exists(inMachineDir) || ctx.host.exists(d.image)) return;
       const list = files.join(' ') || 'FILES';
