@@ -357,10 +357,23 @@ export class X86Cpu extends CpuSystem {
           len = 2;
           break;
         }
+        case 0x88:
+        case 0x8a:
         case 0x89:
         case 0x8b: {
           const m = buf[p + 1];
-          if (m < 0xc0) break outer;
+          if (m < 0xc0) {
+            // A load or store through [base] or [base+disp8]: may fault, so the state is current.
+            this.ip0 = rip;
+            this._rip = rip;
+            this.fPos = p;
+            this.icount += k - counted; // the catch in execute counts a faulting instruction
+            counted = k;
+            len = this.fastMem(b, m, buf[p + 2], m64);
+            if (len === 0) break outer;
+            break;
+          }
+          if (b < 0x89) break outer;
           let d = m & 7,
             s = (m >> 3) & 7;
           if (b === 0x8b) {
@@ -428,7 +441,19 @@ export class X86Cpu extends CpuSystem {
             break;
           }
           const m = buf[p + 2];
-          if (m < 0xc0) break outer;
+          if (m < 0xc0) {
+            if (b2 !== 0xb6) break outer;
+            // MOVZX Gv,Eb from [base] or [base+disp8] (as MOV above).
+            this.ip0 = rip;
+            this._rip = rip;
+            this.fPos = p;
+            this.icount += k - counted; // the catch in execute counts a faulting instruction
+            counted = k;
+            len = this.fastMem(0x1b6, m, buf[p + 3], m64);
+            if (len === 0) break outer;
+            len++;
+            break;
+          }
           const g = (m >> 3) & 7;
           const e = m & 7;
           if (b2 >= 0x40 && b2 <= 0x4f) {
@@ -495,6 +520,50 @@ export class X86Cpu extends CpuSystem {
       this._rip = rip;
     }
     return k;
+  }
+
+  /**
+   * MOV Eb,Gb / Eb,Gb / Ev,Gv / Gv,Ev (88-8B) and MOVZX Gv,Eb (0x1b6) with a [base] or
+   * [base+disp8] operand (no SIB, no RIP-relative), 32-bit operands, no prefix. Returns the length
+   * from the opcode byte (0: not such a form, nothing done). Faults as the general path does.
+   */
+  private fastMem(op: number, m: number, d8: number, m64: boolean): number {
+    const mod = m >> 6;
+    const base = m & 7;
+    if (mod === 2 || base === 4 || (mod === 0 && base === 5)) return 0;
+    const disp = mod === 1 ? (d8 << 24) >> 24 : 0;
+    const seg = base === 5 ? SS : DS;
+    let lin: number;
+    if (m64) {
+      const s = (this.rl[base] >>> 0) + disp;
+      const hi = (this.rh[base] + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
+      lin = this.segLin(seg, s | 0, hi, op === 0x89 || op === 0x8b ? 4 : 1, op < 0x8a);
+    } else
+      lin = this.segLin(seg, (this.rl[base] + disp) | 0, 0, op === 0x89 || op === 0x8b ? 4 : 1, op < 0x8a);
+    const g = (m >> 3) & 7;
+    const rl = this.rl;
+    switch (op) {
+      case 0x88:
+        this.write8(lin, g < 4 ? rl[g] : rl[g - 4] >>> 8);
+        break;
+      case 0x89:
+        this.write32(lin, rl[g]);
+        break;
+      case 0x8a: {
+        const v = this.read8(lin);
+        if (g < 4) rl[g] = (rl[g] & ~0xff) | v;
+        else rl[g - 4] = (rl[g - 4] & ~0xff00) | (v << 8);
+        break;
+      }
+      case 0x8b:
+        rl[g] = this.read32(lin);
+        this.rh[g] = 0;
+        break;
+      default:
+        rl[g] = this.read8(lin);
+        this.rh[g] = 0;
+    }
+    return mod === 1 ? 3 : 2;
   }
 
   /**

@@ -34,7 +34,7 @@ function insn(rnd: () => number, m64: boolean): number[] {
   const src = rnd() % 8;
   const mr = (reg: number, rm: number): number => 0xc0 | (reg << 3) | rm;
   const op = rnd() % 8;
-  switch (rnd() % 22) {
+  switch (rnd() % 23) {
     case 0:
       return [op * 8 + 1, mr(src, dst)];
     case 1:
@@ -80,6 +80,19 @@ function insn(rnd: () => number, m64: boolean): number[] {
       return [0x8b, 0x04 | (dst << 3), 0x25, ...imm32(DATA + (rnd() & 0x3c))];
     case 20:
       return m64 ? [0x48, 0xc1, mr(op, dst), rnd() & 0x3f] : [0x66, 0xd1, mr(op, dst)];
+    case 21: {
+      // mov base,addr; then a load or store through [base] or [base+disp8] (rarely unmapped: a fault).
+      const base = [0, 2, 3, 5, 6, 7][rnd() % 6]!;
+      const addr = rnd() % 64 === 0 ? 0x800000 : DATA + 0x80 + (rnd() & 0x3f);
+      const opc = [0x88, 0x89, 0x8a, 0x8b, 0xb6][rnd() % 5]!;
+      const mod = base === 5 || rnd() & 1 ? 1 : 0;
+      const disp = mod === 1 ? [rnd() & 0xff] : [];
+      // A load's destination is never ECX/ESP (a store's source may be: it is only read).
+      const reg = opc === 0x88 || opc === 0x89 ? src : dst === 5 && opc === 0x8a ? 6 : dst;
+      const modrm = (mod << 6) | (reg << 3) | base;
+      const mem = opc === 0xb6 ? [0x0f, 0xb6, modrm] : [opc, modrm];
+      return [0xb8 + base, ...imm32(addr), ...mem, ...disp];
+    }
     default:
       return [0xf5]; // CMC
   }
@@ -135,7 +148,7 @@ function machine(m64: boolean, code: number[], seed: number): X86_64 {
   const at = codeAt(seed);
   ram.set(code, at);
   const rnd = prng(seed ^ 0x5a5a5a5a);
-  for (let a = DATA; a < DATA + 64; a++) ram[a] = rnd() & 0xff;
+  for (let a = DATA; a < DATA + 0x200; a++) ram[a] = rnd() & 0xff;
   cpu.enterFlat32(at);
   if (m64) {
     const w = (a: number, v: number): void => ram.set(imm32(v), a);
