@@ -287,6 +287,28 @@ export class X86Cpu extends CpuSystem {
         case 0x4f: {
           if (m64) {
             // REX: W selects 64-bit operands, R and B extend ModRM.reg and ModRM.rm.
+            const b1 = buf[p + 1];
+            let op = 0,
+              mi = 0;
+            if (b1 >= 0x88 && b1 <= 0x8b) {
+              op = b1;
+              mi = p + 2;
+            } else if (b1 === 0x0f && buf[p + 2] === 0xb6) {
+              op = 0x1b6;
+              mi = p + 3;
+            }
+            if (op !== 0 && buf[mi] < 0xc0) {
+              // A load or store through memory (as the unprefixed forms below).
+              this.ip0 = rip;
+              this._rip = rip;
+              this.fPos = p;
+              this.icount += k - counted;
+              counted = k;
+              len = this.fastMem(op, buf[mi], buf[mi + 1], true, b);
+              if (len === 0) break outer;
+              len += mi - p - 1;
+              break;
+            }
             len = this.fastRex(b, buf, p);
             if (len === 0) break outer;
             break;
@@ -369,7 +391,7 @@ export class X86Cpu extends CpuSystem {
             this.fPos = p;
             this.icount += k - counted; // the catch in execute counts a faulting instruction
             counted = k;
-            len = this.fastMem(b, m, buf[p + 2], m64);
+            len = this.fastMem(b, m, buf[p + 2], m64, 0);
             if (len === 0) break outer;
             break;
           }
@@ -449,7 +471,7 @@ export class X86Cpu extends CpuSystem {
             this.fPos = p;
             this.icount += k - counted; // the catch in execute counts a faulting instruction
             counted = k;
-            len = this.fastMem(0x1b6, m, buf[p + 3], m64);
+            len = this.fastMem(0x1b6, m, buf[p + 3], m64, 0);
             if (len === 0) break outer;
             len++;
             break;
@@ -523,45 +545,57 @@ export class X86Cpu extends CpuSystem {
   }
 
   /**
-   * MOV Eb,Gb / Eb,Gb / Ev,Gv / Gv,Ev (88-8B) and MOVZX Gv,Eb (0x1b6) with a [base] or
-   * [base+disp8] operand (no SIB, no RIP-relative), 32-bit operands, no prefix. Returns the length
-   * from the opcode byte (0: not such a form, nothing done). Faults as the general path does.
+   * MOV Eb,Gb / Ev,Gv / Gb,Eb / Gv,Ev (88-8B) and MOVZX Gv,Eb (0x1b6) with a [base] or
+   * [base+disp8] operand (no SIB, no RIP-relative), no operand-size prefix; `rex` (64-bit mode, or
+   * 0) extends the registers and W makes MOV 64-bit. Returns the length counted from the opcode
+   * byte (0: not such a form, nothing done). Faults as the general path does.
    */
-  private fastMem(op: number, m: number, d8: number, m64: boolean): number {
+  private fastMem(op: number, m: number, d8: number, m64: boolean, rex: number): number {
     const mod = m >> 6;
-    const base = m & 7;
-    if (mod === 2 || base === 4 || (mod === 0 && base === 5)) return 0;
+    const rm = m & 7;
+    if (mod === 2 || rm === 4 || (mod === 0 && rm === 5)) return 0;
+    const base = rm | ((rex & 1) << 3);
+    const g = ((m >> 3) & 7) | ((rex & 4) << 1);
     const disp = mod === 1 ? (d8 << 24) >> 24 : 0;
-    const seg = base === 5 ? SS : DS;
+    const seg = rm === 5 ? SS : DS;
+    const wide = op === 0x89 || op === 0x8b;
+    const size = wide ? (rex & 8 ? 8 : 4) : 1;
+    const rl = this.rl;
+    const rh = this.rh;
     let lin: number;
     if (m64) {
-      const s = (this.rl[base] >>> 0) + disp;
-      const hi = (this.rh[base] + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
-      lin = this.segLin(seg, s | 0, hi, op === 0x89 || op === 0x8b ? 4 : 1, op < 0x8a);
-    } else
-      lin = this.segLin(seg, (this.rl[base] + disp) | 0, 0, op === 0x89 || op === 0x8b ? 4 : 1, op < 0x8a);
-    const g = (m >> 3) & 7;
-    const rl = this.rl;
+      const s = (rl[base] >>> 0) + disp;
+      const hi = (rh[base] + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
+      lin = this.segLin(seg, s | 0, hi, size, op < 0x8a);
+    } else lin = this.segLin(seg, (rl[base] + disp) | 0, 0, size, op < 0x8a);
+    // Without REX, byte registers 4-7 are AH CH DH BH.
+    const high = rex === 0 && g >= 4;
     switch (op) {
       case 0x88:
-        this.write8(lin, g < 4 ? rl[g] : rl[g - 4] >>> 8);
+        this.write8(lin, (high ? rl[g - 4] >>> 8 : rl[g]) & 0xff);
         break;
       case 0x89:
-        this.write32(lin, rl[g]);
+        if (size === 8) this.write64(lin, rl[g], rh[g]);
+        else this.write32(lin, rl[g]);
         break;
       case 0x8a: {
         const v = this.read8(lin);
-        if (g < 4) rl[g] = (rl[g] & ~0xff) | v;
-        else rl[g - 4] = (rl[g - 4] & ~0xff00) | (v << 8);
+        if (high) rl[g - 4] = (rl[g - 4] & ~0xff00) | (v << 8);
+        else rl[g] = (rl[g] & ~0xff) | v;
         break;
       }
       case 0x8b:
-        rl[g] = this.read32(lin);
-        this.rh[g] = 0;
+        if (size === 8) {
+          rl[g] = this.read64(lin);
+          rh[g] = this.hi;
+        } else {
+          rl[g] = this.read32(lin);
+          rh[g] = 0;
+        }
         break;
       default:
         rl[g] = this.read8(lin);
-        this.rh[g] = 0;
+        rh[g] = 0;
     }
     return mod === 1 ? 3 : 2;
   }

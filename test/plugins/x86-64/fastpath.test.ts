@@ -82,16 +82,19 @@ function insn(rnd: () => number, m64: boolean): number[] {
       return m64 ? [0x48, 0xc1, mr(op, dst), rnd() & 0x3f] : [0x66, 0xd1, mr(op, dst)];
     case 21: {
       // mov base,addr; then a load or store through [base] or [base+disp8] (rarely unmapped: a fault).
+      // A byte load into CH (r/m 5 without REX) would change the loop counter: DH/SIL instead.
       const base = [0, 2, 3, 5, 6, 7][rnd() % 6]!;
       const addr = rnd() % 64 === 0 ? 0x800000 : DATA + 0x80 + (rnd() & 0x3f);
       const opc = [0x88, 0x89, 0x8a, 0x8b, 0xb6][rnd() % 5]!;
       const mod = base === 5 || rnd() & 1 ? 1 : 0;
       const disp = mod === 1 ? [rnd() & 0xff] : [];
-      // A load's destination is never ECX/ESP (a store's source may be: it is only read).
       const reg = opc === 0x88 || opc === 0x89 ? src : dst === 5 && opc === 0x8a ? 6 : dst;
       const modrm = (mod << 6) | (reg << 3) | base;
       const mem = opc === 0xb6 ? [0x0f, 0xb6, modrm] : [opc, modrm];
-      return [0xb8 + base, ...imm32(addr), ...mem, ...disp];
+      if (!m64 || rnd() & 1) return [0xb8 + base, ...imm32(addr), ...mem, ...disp];
+      // With a REX: B moves the base to R8-R15 (set by a MOV with the same REX.B), R the register.
+      const rex = 0x40 | (rnd() & 15);
+      return [0x40 | (rex & 1), 0xb8 + base, ...imm32(addr), rex, ...mem, ...disp];
     }
     default:
       return [0xf5]; // CMC
