@@ -6,6 +6,11 @@
  * always seen as written. Every instruction fetches all of its bytes (prefixes, ModRM, SIB,
  * displacement, immediates) before it touches memory, so RIP-relative addresses are known and a
  * fault leaves the architectural state of the faulting instruction untouched.
+ *
+ * The common forms (register ALU/MOV/shifts/INC/DEC/CMOVcc/MOVZX/MOVSX, MOV/MOVZX through [base] or
+ * [base+disp8], Jcc/JMP) run on a fast path (fastRun) that decodes them from the same window with RIP
+ * and the window position in locals; everything else, and every instruction while TF is set or an
+ * event waits, goes through step(). No decoded code is cached, so nothing needs invalidating.
  */
 import type { Bus } from '../../src/core/bus.js';
 import type { VirtualClock } from '../../src/core/clock.js';
@@ -29,6 +34,18 @@ const MASK = [0, 0xff, 0xffff, 0, -1, 0, 0, 0, -1];
 const SIGN = [0, 0x80, 0x8000, 0, 0x80000000, 0, 0, 0, 0x80000000];
 /** REP iterations done per step before the instruction is restarted (lets events in). */
 const REP_CHUNK = 1024;
+
+// The lazy-flag kinds the arithmetic helpers record, as module constants: a loader that reaches
+// imported bindings through a proxy (jiti, which `npm run bench` uses) would otherwise pay a trap
+// on every ALU instruction. Compiled builds inline the const enum either way.
+const LAZY_ADD = Lazy.Add;
+const LAZY_ADC = Lazy.Adc;
+const LAZY_SUB = Lazy.Sub;
+const LAZY_SBB = Lazy.Sbb;
+const LAZY_LOGIC = Lazy.Logic;
+const LAZY_INC = Lazy.Inc;
+const LAZY_DEC = Lazy.Dec;
+const LAZY_SHIFT = Lazy.Shift;
 
 /** Opcodes that accept LOCK (SDM Vol. 2A LOCK), 1-byte map and 0F map. */
 const LOCK1 = new Uint8Array(256);
@@ -1133,7 +1150,7 @@ export class X86Cpu extends CpuSystem {
           r = s | 0;
           rh = (ah + bh + (s >= TWO32 ? 1 : 0)) | 0;
         } else r = (a + b) & MASK[sz];
-        this.setLazy(Lazy.Add, sz, r, rh, a, ah, b, bh);
+        this.setLazy(LAZY_ADD, sz, r, rh, a, ah, b, bh);
         break;
       case 2: {
         // ADC
@@ -1143,7 +1160,7 @@ export class X86Cpu extends CpuSystem {
           r = s | 0;
           rh = (ah + bh + (s >= TWO32 ? 1 : 0)) | 0;
         } else r = (a + b + c) & MASK[sz];
-        this.setLazy(Lazy.Adc, sz, r, rh, a, ah, b, bh);
+        this.setLazy(LAZY_ADC, sz, r, rh, a, ah, b, bh);
         this.lfC = c;
         break;
       }
@@ -1155,7 +1172,7 @@ export class X86Cpu extends CpuSystem {
           r = s | 0;
           rh = (ah - bh - (s < 0 ? 1 : 0)) | 0;
         } else r = (a - b - c) & MASK[sz];
-        this.setLazy(Lazy.Sbb, sz, r, rh, a, ah, b, bh);
+        this.setLazy(LAZY_SBB, sz, r, rh, a, ah, b, bh);
         this.lfC = c;
         break;
       }
@@ -1166,22 +1183,22 @@ export class X86Cpu extends CpuSystem {
           r = s | 0;
           rh = (ah - bh - (s < 0 ? 1 : 0)) | 0;
         } else r = (a - b) & MASK[sz];
-        this.setLazy(Lazy.Sub, sz, r, rh, a, ah, b, bh);
+        this.setLazy(LAZY_SUB, sz, r, rh, a, ah, b, bh);
         break;
       case 1:
         r = a | b;
         rh = ah | bh;
-        this.setLazy(Lazy.Logic, sz, r, rh, 0, 0, 0, 0);
+        this.setLazy(LAZY_LOGIC, sz, r, rh, 0, 0, 0, 0);
         break;
       case 4:
         r = a & b;
         rh = ah & bh;
-        this.setLazy(Lazy.Logic, sz, r, rh, 0, 0, 0, 0);
+        this.setLazy(LAZY_LOGIC, sz, r, rh, 0, 0, 0, 0);
         break;
       default:
         r = a ^ b;
         rh = ah ^ bh;
-        this.setLazy(Lazy.Logic, sz, r, rh, 0, 0, 0, 0);
+        this.setLazy(LAZY_LOGIC, sz, r, rh, 0, 0, 0, 0);
     }
     this.hi = rh;
     return r;
@@ -1196,13 +1213,13 @@ export class X86Cpu extends CpuSystem {
         r = (a - 1) | 0;
         rh = a === 0 ? (ah - 1) | 0 : ah;
       } else r = (a - 1) & MASK[sz];
-      this.setLazy(Lazy.Dec, sz, r, rh, a, ah, 1, 0);
+      this.setLazy(LAZY_DEC, sz, r, rh, a, ah, 1, 0);
     } else {
       if (sz === 8) {
         r = (a + 1) | 0;
         rh = a === -1 ? (ah + 1) | 0 : ah;
       } else r = (a + 1) & MASK[sz];
-      this.setLazy(Lazy.Inc, sz, r, rh, a, ah, 1, 0);
+      this.setLazy(LAZY_INC, sz, r, rh, a, ah, 1, 0);
     }
     this.lfC = c;
     this.hi = rh;
@@ -1240,7 +1257,7 @@ export class X86Cpu extends CpuSystem {
         r = (cnt >= 32 ? 0 : u << cnt) & MASK[sz];
         of = ((r >>> (bits - 1)) & 1) ^ cf;
       }
-      this.setLazy(Lazy.Shift, sz, r, 0, 0, 0, of, 0);
+      this.setLazy(LAZY_SHIFT, sz, r, 0, 0, 0, of, 0);
       this.lfC = cf;
       this.hi = 0;
       return r;
