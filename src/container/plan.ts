@@ -119,89 +119,86 @@ export async function planMachine(file: string, opts: PlanOptions = {}): Promise
   const instances: PlannedInstance[] = [];
   const byName = new Map<string, PlannedInstance>();
   const knownBuiltins = builtinNames();
-  await Promise.all(
-    raws.map(async (r) => {
-      const pluginNode = r.node.entries.get('plugin')?.value;
-      if (pluginNode?.kind !== 'scalar' || typeof pluginNode.value !== 'string') return; // schema reported it
-      const ref = pluginNode.value;
-      const baseDir = pluginNode.pos.file.startsWith('--set') ? dirname(abs) : dirname(pluginNode.pos.file);
-      let definition: PluginDefinition;
-      let origin: string;
-      try {
-        ({ definition, origin } = await loadPlugin(ref, baseDir, userConfig.pluginDirs));
-      } catch (e) {
-        if (e instanceof VmmError) {
-          const near =
-            !isPathRef(ref) && e.code === 'plugin-not-found' ? nearest(ref, knownBuiltins) : undefined;
-          errors.push(
-            new VmmError(e.code, e.message, {
-              location: toLocation(pluginNode.pos),
-              hint: near
-                ? `did you mean "${near}"? (vmm plugins lists them)`
-                : (e.hint ??
-                  (e.code === 'plugin-not-found' && !isPathRef(ref)
-                    ? 'vmm plugins lists the built-in plugins'
-                    : undefined)),
-              cause: e.cause,
-            }),
-          );
-          return;
-        }
-        throw e;
-      }
-      const nameNode = r.node.entries.get('name')?.value;
-      const name =
-        nameNode?.kind === 'scalar' && typeof nameNode.value === 'string' ? nameNode.value : definition.name;
-
-      // Settings: plugin defaults < user defaults < machine file (with extends and --set).
-      let node: LNode = r.node;
-      const userDefaults = userConfig.defaults[definition.name];
-      if (userDefaults) {
-        const defPos = userConfig.root
-          ? locate(userConfig.root, ['defaults', definition.name])
-          : { file: userConfig.file ?? 'user configuration', line: 0, col: 0 };
-        node = mergeNodes(fromPlain(userDefaults, defPos), node);
-      }
-      const schema = strictOf(definition.settings);
-      node = finishValues(node, schema);
-      const settingsPlain = toPlain(node) as Record<string, unknown>;
-      delete settingsPlain.plugin;
-      delete settingsPlain.name;
-      delete settingsPlain.remove;
-      const res = schema.safeParse(settingsPlain, { reportInput: true });
-      const pathText = formatPathText(r.path);
-      if (!res.success) {
+  const planOne = async (r: Raw): Promise<void> => {
+    const pluginNode = r.node.entries.get('plugin')?.value;
+    if (pluginNode?.kind !== 'scalar' || typeof pluginNode.value !== 'string') return; // schema reported it
+    const ref = pluginNode.value;
+    const baseDir = pluginNode.pos.file.startsWith('--set') ? dirname(abs) : dirname(pluginNode.pos.file);
+    let definition: PluginDefinition;
+    let origin: string;
+    try {
+      ({ definition, origin } = await loadPlugin(ref, baseDir, userConfig.pluginDirs));
+    } catch (e) {
+      if (e instanceof VmmError) {
+        const near =
+          !isPathRef(ref) && e.code === 'plugin-not-found' ? nearest(ref, knownBuiltins) : undefined;
         errors.push(
-          ...issuesToErrors(res.error.issues, {
-            root: withNode(root, r.path, node),
-            base: r.path,
-            keyWord: 'setting',
-            subject: `${definition.name} (${pathText})`,
-            schema,
-            plugin: name,
+          new VmmError(e.code, e.message, {
+            location: toLocation(pluginNode.pos),
+            hint: near
+              ? `did you mean "${near}"? (vmm plugins lists them)`
+              : (e.hint ??
+                (e.code === 'plugin-not-found' && !isPathRef(ref)
+                  ? 'vmm plugins lists the built-in plugins'
+                  : undefined)),
+            cause: e.cause,
           }),
         );
         return;
       }
-      instances.push({
-        path: r.path,
-        pathText,
-        section: r.section,
-        name,
-        ref,
-        definition,
-        origin,
-        settings: res.data as Record<string, unknown>,
-        baseDir,
-        pos: pluginNode.pos,
-        wiring: new Map(),
-      });
-    }),
-  );
-  // Keep declaration order (the imports above finish in any order).
-  const order = (p: readonly PathSeg[]) =>
-    raws.findIndex((r) => formatPathText(r.path) === formatPathText(p));
-  instances.sort((a, b) => order(a.path) - order(b.path));
+      throw e;
+    }
+    const nameNode = r.node.entries.get('name')?.value;
+    const name =
+      nameNode?.kind === 'scalar' && typeof nameNode.value === 'string' ? nameNode.value : definition.name;
+
+    // Settings: plugin defaults < user defaults < machine file (with extends and --set).
+    let node: LNode = r.node;
+    const userDefaults = userConfig.defaults[definition.name];
+    if (userDefaults) {
+      const defPos = userConfig.root
+        ? locate(userConfig.root, ['defaults', definition.name])
+        : { file: userConfig.file ?? 'user configuration', line: 0, col: 0 };
+      node = mergeNodes(fromPlain(userDefaults, defPos), node);
+    }
+    const schema = strictOf(definition.settings);
+    node = finishValues(node, schema);
+    const settingsPlain = toPlain(node) as Record<string, unknown>;
+    delete settingsPlain.plugin;
+    delete settingsPlain.name;
+    delete settingsPlain.remove;
+    const res = schema.safeParse(settingsPlain, { reportInput: true });
+    const pathText = formatPathText(r.path);
+    if (!res.success) {
+      errors.push(
+        ...issuesToErrors(res.error.issues, {
+          root: withNode(root, r.path, node),
+          base: r.path,
+          keyWord: 'setting',
+          subject: `${definition.name} (${pathText})`,
+          schema,
+          plugin: name,
+        }),
+      );
+      return;
+    }
+    instances.push({
+      path: r.path,
+      pathText,
+      section: r.section,
+      name,
+      ref,
+      definition,
+      origin,
+      settings: res.data as Record<string, unknown>,
+      baseDir,
+      pos: pluginNode.pos,
+      wiring: new Map(),
+    });
+  };
+  // One at a time, in declaration order: a module loader (jiti) may hand a half-initialised module
+  // to concurrent imports of the same file.
+  for (const r of raws) await planOne(r);
 
   for (const inst of instances) {
     const prior = byName.get(inst.name);
