@@ -354,7 +354,8 @@ function checkDiskImages(ctx: {
           `${files.join(' and ') || 'the guest images'}. Make it with:\n` +
           `  vmm disk create ${d.image} --size 64M --fat 32\n` +
           `  vmm disk add ${d.image} ${list}\n` +
-          `and point the machine at it: --set 'host.devices[${index}].disks[${port}].image=${d.image}' ` +
+          `and point the machine at it: --disk ${d.image} (where the machine file declares that ` +
+          `shorthand, as q35-nimbos.yaml does), or --set 'host.devices[${index}].disks[${port}].image=${d.image}' ` +
           `(a path relative to the working directory). The tutorial builds nimbos.bin in the NimbOS ` +
           `repository (make in kernel/ with ARCH=x86_64) and rvm-bios.bin in the RVM tutorial's bios/ ` +
           `(see README.md)`,

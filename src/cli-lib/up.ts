@@ -77,6 +77,7 @@ export interface UpFlags {
   kernel?: string;
   append?: string;
   initrd?: string;
+  disk?: string;
   'no-user-config'?: boolean;
 }
 
@@ -85,7 +86,7 @@ export function upOptions(file: string | undefined, f: UpFlags): UpOptions {
   return {
     file,
     set: f.set ?? [],
-    shorthands: collectShorthands({ kernel: f.kernel, append: f.append, initrd: f.initrd }),
+    shorthands: collectShorthands({ kernel: f.kernel, append: f.append, initrd: f.initrd, disk: f.disk }),
     timeout: f.timeout === undefined ? undefined : parseTimeout(f.timeout),
     logLevel: f['log-level'],
     quiet: f.quiet ?? false,

@@ -62,6 +62,10 @@ The exit code is the guest's power-off code; 124 on timeout, 2 for bad input.`;
       helpValue: 'ARGS',
       description: 'shorthand the machine file maps to the kernel command line',
     }),
+    disk: Flags.string({
+      helpValue: 'FILE',
+      description: 'shorthand the machine file maps to its disk image (q35-nimbos.yaml: the FAT disk.img)',
+    }),
     initrd: Flags.string({
       helpValue: 'FILE[,FILE...]',
       description: 'shorthand the machine file maps to boot modules',
