@@ -259,7 +259,7 @@ export class X86Cpu extends CpuSystem {
             d = s;
             s = m & 7;
           }
-          const r = this.alu(op, 4, rl[d], 0, rl[s], 0);
+          const r = this.alu32(op, rl[d], rl[s], 0);
           if (op !== 7) {
             rl[d] = r;
             rh[d] = 0;
@@ -278,7 +278,7 @@ export class X86Cpu extends CpuSystem {
         case 0x3d: {
           const op = b >> 3;
           const imm = buf[p + 1] | (buf[p + 2] << 8) | (buf[p + 3] << 16) | (buf[p + 4] << 24);
-          const r = this.alu(op, 4, rl[0], 0, imm, imm >> 31);
+          const r = this.alu32(op, rl[0], imm, imm >> 31);
           if (op !== 7) {
             rl[0] = r;
             rh[0] = 0;
@@ -382,7 +382,7 @@ export class X86Cpu extends CpuSystem {
             imm = buf[p + 2] | (buf[p + 3] << 8) | (buf[p + 4] << 16) | (buf[p + 5] << 24);
             len = 6;
           }
-          const r = this.alu(op, 4, rl[d], 0, imm, imm >> 31);
+          const r = this.alu32(op, rl[d], imm, imm >> 31);
           if (op !== 7) {
             rl[d] = r;
             rh[d] = 0;
@@ -392,7 +392,7 @@ export class X86Cpu extends CpuSystem {
         case 0x85: {
           const m = buf[p + 1];
           if (m < 0xc0) break outer;
-          this.alu(4, 4, rl[m & 7], 0, rl[(m >> 3) & 7], 0);
+          this.alu32(4, rl[m & 7], rl[(m >> 3) & 7], 0);
           len = 2;
           break;
         }
@@ -559,6 +559,43 @@ export class X86Cpu extends CpuSystem {
       this._rip = rip;
     }
     return k;
+  }
+
+  /** alu() for a 32-bit operation on the fast path, with the common operations inline. */
+  private alu32(op: number, a: number, b: number, bh: number): number {
+    let r: number;
+    switch (op) {
+      case 0:
+        r = (a + b) | 0;
+        this.lfOp = LAZY_ADD;
+        break;
+      case 5:
+      case 7:
+        r = (a - b) | 0;
+        this.lfOp = LAZY_SUB;
+        break;
+      case 1:
+      case 4:
+      case 6:
+        r = op === 1 ? a | b : op === 4 ? a & b : a ^ b;
+        // As alu(): a logic result records no operands.
+        a = 0;
+        b = 0;
+        bh = 0;
+        this.lfOp = LAZY_LOGIC;
+        break;
+      default:
+        return this.alu(op, 4, a, 0, b, bh); // ADC, SBB
+    }
+    this.lfSz = 4;
+    this.lfR = r;
+    this.lfRH = 0;
+    this.lfA = a;
+    this.lfAH = 0;
+    this.lfB = b;
+    this.lfBH = bh;
+    this.hi = 0;
+    return r;
   }
 
   /**
