@@ -4,21 +4,22 @@
  */
 import { z } from 'zod';
 
+/** K/M/G and KiB/MiB/GiB are binary; KB/MB/GB are decimal, as disk vendors count. */
 const UNITS: Record<string, number> = {
   '': 1,
   b: 1,
   k: 1024,
-  kb: 1024,
   kib: 1024,
+  kb: 1000,
   m: 1024 ** 2,
-  mb: 1024 ** 2,
   mib: 1024 ** 2,
+  mb: 1000 ** 2,
   g: 1024 ** 3,
-  gb: 1024 ** 3,
   gib: 1024 ** 3,
+  gb: 1000 ** 3,
 };
 
-/** Parse `16MiB`, `64M`, `0x1000000`, `4096` into bytes; undefined when malformed. */
+/** Parse `16MiB`, `64M`, `1.5K`, `0x1000000`, `4096` into bytes; undefined when malformed or not whole. */
 export function parseSize(v: string | number): number | undefined {
   if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : undefined;
   const m = /^\s*(0x[0-9a-f]+|\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(v);
@@ -30,7 +31,7 @@ export function parseSize(v: string | number): number | undefined {
   return Number.isSafeInteger(bytes) ? bytes : undefined;
 }
 
-/** A size in bytes: a number, or a string with a unit (B, KiB, MiB, GiB; K/M/G and KB/MB/GB mean the same). */
+/** A size in bytes: a number, or a string with a unit (B, K/KiB, M/MiB, G/GiB binary; KB/MB/GB decimal). */
 export const size = () =>
   z
     .union([z.number(), z.string()])

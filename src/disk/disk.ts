@@ -5,40 +5,29 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { VmmError } from '../core/errors.js';
+import { parseSize as parseSizeText } from '../config/types.js';
 import type { FatDirEntry, FatType, FormatResult } from '../../plugins/fat-loader/fat/index.js';
 import { formatFat, longNameProblem, openFat } from '../../plugins/fat-loader/fat/index.js';
 import type { FatVolume } from '../../plugins/fat-loader/fat/index.js';
 import { FileDevice } from './file-device.js';
 
-const UNITS: Readonly<Record<string, number>> = {
-  '': 1,
-  B: 1,
-  K: 1024,
-  KIB: 1024,
-  KB: 1000,
-  M: 1024 ** 2,
-  MIB: 1024 ** 2,
-  MB: 1000 ** 2,
-  G: 1024 ** 3,
-  GIB: 1024 ** 3,
-  GB: 1000 ** 3,
-};
-
-/** `64M`, `64MiB`, `1.44MB`, `1048576` -> bytes. K/M/G and KiB/MiB/GiB are binary, KB/MB/GB decimal. */
+/**
+ * `64M`, `64MiB`, `1440K`, `512KB`, `1048576` -> bytes, a positive multiple of 512. The units are
+ * those of machine files (src/config/types.ts): K/M/G and KiB/MiB/GiB binary, KB/MB/GB decimal.
+ */
 export function parseSize(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
-  const unit = m ? UNITS[m[2]!.toUpperCase()] : undefined;
-  if (!m || unit === undefined) {
+  const bytes = parseSizeText(text);
+  if (bytes === undefined) {
     throw new VmmError(
       'usage',
       `bad size "${text}": use a number with an optional unit (K, M, G, KiB, MB, ...)`,
     );
   }
-  const bytes = Math.round(Number(m[1]) * unit);
-  if (bytes <= 0 || bytes % 512 !== 0) {
-    throw new VmmError('usage', `bad size "${text}": ${bytes} bytes is not a positive multiple of 512`);
+  const whole = Math.round(bytes);
+  if (whole <= 0 || whole % 512 !== 0) {
+    throw new VmmError('usage', `bad size "${text}": ${whole} bytes is not a positive multiple of 512`);
   }
-  return bytes;
+  return whole;
 }
 
 export interface CreateDiskOptions {
