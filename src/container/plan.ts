@@ -24,7 +24,7 @@ import { mergeNodes } from '../config/merge.js';
 import { nearest } from '../config/suggest.js';
 import { EMPTY_USER_CONFIG, loadUserConfig, type UserConfig } from '../config/user.js';
 import { issuesToErrors, schemaAt, typeName } from '../config/validate.js';
-import { builtinNames, isPathRef, loadPlugin } from './registry.js';
+import { allBuiltins, builtinNames, isPathRef, loadPlugin } from './registry.js';
 
 export interface PlannedInstance {
   readonly path: readonly PathSeg[];
@@ -231,7 +231,7 @@ export async function planMachine(file: string, opts: PlanOptions = {}): Promise
           new VmmError(
             'wiring-missing',
             `${inst.name} (${inst.pathText}) needs ${article(tok.name)} (${tok.description}), but no plugin in this machine provides one`,
-            { location: toLocation(inst.pos), hint: providerHint(tok, knownBuiltins) },
+            { location: toLocation(inst.pos), hint: await providerHint(tok) },
           ),
         );
       } else if (found.length > 1) {
@@ -408,8 +408,12 @@ export function formatPathText(path: readonly PathSeg[]): string {
 const fmtPos = (p: Pos) => (p.line > 0 ? `${displayPath(p.file)}:${p.line}:${p.col}` : displayPath(p.file));
 const article = (w: string) => (/^[aeiou]/.test(w) ? `an ${w}` : `a ${w}`);
 
-function providerHint(tok: Token<unknown>, _known: string[]): string {
-  return `add a plugin that provides ${tok.name} (vmm plugins shows what each plugin provides)`;
+/** Name the built-in plugins that provide a token (only loaded on this error path). */
+async function providerHint(tok: Token<unknown>): Promise<string> {
+  const names = (await allBuiltins()).filter((d) => provides(d, tok)).map((d) => d.name);
+  return names.length > 0
+    ? `add a plugin that provides ${tok.name}: ${names.join(', ')}`
+    : `add a plugin that provides ${tok.name} (vmm plugins shows what each plugin provides)`;
 }
 
 function sortErrors(errs: VmmError[]): VmmError[] {

@@ -167,3 +167,18 @@ describe('wiring through the container', () => {
     await m.dispose();
   });
 });
+
+describe('a missing provider', () => {
+  it('is reported at the plugin, with the built-in plugins that would provide it', async () => {
+    const dir = workdir({ 'm.yaml': 'host:\n  memory: 1MiB\n  boot: { plugin: flat-image, code: "f4" }\n' });
+    const err = await resolveMachine(join(dir, 'm.yaml'), { noUserConfig: true }).catch((e: unknown) => e);
+    expect((err as VmmErrors).errors.map((e) => [e.format(), e.hint])).toEqual([
+      [
+        expect.stringMatching(
+          /m\.yaml:3:19: flat-image \(host\.boot\) needs a cpu \(.*\), but no plugin in this machine provides one$/,
+        ),
+        'add a plugin that provides cpu: x86-64',
+      ],
+    ]);
+  });
+});
