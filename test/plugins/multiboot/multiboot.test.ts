@@ -104,7 +104,8 @@ describe('multiboot loader', () => {
     expect(entry).toEqual({
       mode: 'protected',
       ip: 0x100020,
-      regs: { eax: 0x2badb002, ebx: expect.any(Number) },
+      // ESP: a usable stack below 0x7c00 like QEMU's loader leaves (the spec leaves it undefined).
+      regs: { eax: 0x2badb002, ebx: expect.any(Number), esp: 0x7000 },
     });
     const mbi = entry.regs!.ebx!;
     expect(mbi % 4096).toBe(0);
@@ -127,6 +128,12 @@ describe('multiboot loader', () => {
     expect(u32(bus, at + 3 * 24 + 4)).toBe(0x100000);
     expect(u32(bus, at + 3 * 24 + 12)).toBe(31 * 1024 * 1024);
     expect(u32(bus, at + 3 * 24 + 20)).toBe(1);
+    await m.dispose();
+  });
+
+  it('takes the entry stack pointer from the stack setting', async () => {
+    const { entry, m } = await boot(aoutKernel(), ', stack: 0x9f000');
+    expect(entry.regs?.esp).toBe(0x9f000);
     await m.dispose();
   });
 
