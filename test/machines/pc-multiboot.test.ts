@@ -4,10 +4,10 @@
  * isa-debug-exit write ends the run with QEMU's status (value*2+1), and a machine started without
  * --kernel is a clear error.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { VmmErrors, loadMachine, resolveMachine } from '../../src/index.js';
+import { MemoryConsole, VmmErrors, loadMachine, resolveMachine } from '../../src/index.js';
 import { MACHINE, ROOT, normalize, runUnderVmm } from '../plugins/x86-64/system/cputests.js';
 
 const ECHO = resolve(ROOT, 'guests/cputests/echo.elf');
@@ -62,4 +62,36 @@ describe('machines/pc-multiboot.yaml', () => {
     expect(text).toContain('missing setting "kernel" for multiboot (host.boot)');
     expect(text).toContain('--kernel FILE');
   });
+
+  // The real NimbOS image booted bare as a Multiboot kernel (it carries an a.out-kludge header for
+  // 0x200000), as `vmm up machines/pc-multiboot.yaml --kernel nimbos.bin` does. Only with
+  // VMM_NIMBOS_DIR: the image is never part of the repository. 10 ns per instruction as in
+  // q35-nimbos.yaml: NimbOS busy-waits, so guest time per instruction sets the wall time.
+  const nimbos = process.env.VMM_NIMBOS_DIR;
+  const kernel = nimbos === undefined ? '' : join(nimbos, 'nimbos.bin');
+  it.skipIf(!existsSync(kernel))(
+    'NimbOS bare (VMM_NIMBOS_DIR): boots to the shell and passes usertests',
+    async () => {
+      const console = new MemoryConsole();
+      const m = await loadMachine(MACHINE, {
+        shorthands: { kernel },
+        set: ['host.cpu.ns-per-instruction=10'],
+        console,
+        noUserConfig: true,
+      });
+      try {
+        void console.waitFor('>> ').then(() => console.type('usertests\r'));
+        void console.waitFor('usertests passed!').then(() => m.machine.stop({ kind: 'quit' }));
+        const stop = await m.run({ wallTimeoutMs: 1_800_000 });
+        const text = console.text();
+        expect(text).toContain('platform = rvm-guest-x86_64');
+        expect(text).toContain('Rust user shell');
+        expect(text).toContain('usertests passed!');
+        expect(stop.kind).toBe('quit');
+      } finally {
+        await m.dispose();
+      }
+    },
+    1_900_000,
+  );
 });
