@@ -9,11 +9,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { loadMachine, NullConsole } from '../src/index.js';
-import type { BenchResult } from './run.js';
+import { ROOT, type BenchResult } from './run.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MACHINE = path.join(ROOT, 'machines/q35-vmx-multiboot.yaml');
 const N = 1_000_000;
 const LOAD = 0x100000;
