@@ -748,9 +748,24 @@ export class VmxEngine implements Vmx {
       h(this);
       this.times[r] += nowMs() - t0;
     } else h(this);
-    if (!this.stopRequested) this.resumeAfterExit();
-    else cpu.requestExit();
+    if (this.stopRequested) cpu.requestExit();
+    else if (!v.dirty && v.isLive && v.launched && !this.ripDirty) this.reenter();
+    else this.resumeAfterExit();
     return true;
+  }
+
+  /**
+   * VMRESUME of a VMCS the handler left unchanged since the last checked entry (no VMWRITE but to
+   * the exit-information fields, RIP advanced by the CPU's own rules): the 26.2/26.3 checks passed
+   * on the same values and no event is to be injected (any VMWRITE of the entry
+   * interruption-information field marks the VMCS dirty), so only the entry's side effects remain.
+   */
+  private reenter(): void {
+    this.entryFailures = 0;
+    this._inGuest = true;
+    if (this.pin & PinCtl.ActivatePreemptionTimer) this.armPreemptionTimer();
+    this.mtfSkip = true;
+    if (this.proc & ProcCtl.MonitorTrapFlag) this.cpu.eventCheck = true;
   }
 
   private resumeAfterExit(): void {
@@ -796,7 +811,8 @@ export class VmxEngine implements Vmx {
   advanceRip(): void {
     const cpu = this.cpu;
     const r = cpu.rip + this.exitInstructionLength;
-    cpu.rip = cpu.mode64 ? r : cpu.cs32 ? r % TWO32 : r & 0xffff;
+    // RIP wraps at the operand size of the code segment (r is a non-negative integer outside 64-bit mode).
+    cpu.rip = cpu.mode64 ? r : cpu.cs32 ? r >>> 0 : r & 0xffff;
   }
 
   // ---- guest GPRs ----
@@ -810,6 +826,10 @@ export class VmxEngine implements Vmx {
   }
   getGpr32(n: number): number {
     return this.cpu.rl[n]! >>> 0;
+  }
+  setGpr32(n: number, v: number): void {
+    this.cpu.rl[n] = v;
+    this.cpu.rh[n] = 0;
   }
   setGprPart(n: number, size: 1 | 2 | 4, v: number): void {
     const rl = this.cpu.rl;
@@ -1053,7 +1073,7 @@ export class VmxEngine implements Vmx {
   private skip(len: number): void {
     const cpu = this.cpu;
     const r = cpu.ip0 + len;
-    cpu.rip = cpu.mode64 ? r : cpu.cs32 ? r % TWO32 : r & 0xffff;
+    cpu.rip = cpu.mode64 ? r : cpu.cs32 ? r >>> 0 : r & 0xffff;
   }
 
   private readonly onException = (e: ExceptionEvent): boolean => {
