@@ -713,19 +713,23 @@ export class VmxEngine implements Vmx {
       lo[S_IDT_ERR] = this.dErr;
       if (this.dType >= EventType.SoftwareInterrupt) lo[S_ILEN] = this.dLen;
     } else lo[S_IDT] = 0;
-    lo[S_ENTRY_INTR] = lo[S_ENTRY_INTR]! & 0x7fffffff;
+    // Every VM exit clears the valid bit of the VM-entry interruption-information field (SDM 27.2).
+    const ei = lo[S_ENTRY_INTR]!;
+    if (ei < 0) lo[S_ENTRY_INTR] = ei & 0x7fffffff;
     // Saving guest state (SDM 28.3): the "IA-32e mode guest" entry control receives IA32_EFER.LMA,
     // so a guest that enters or leaves long mode without exiting can be resumed.
     const ec = lo[S_ENTRY_CTL]!;
     const lma = cpu.lma ? EntryCtl.Ia32eModeGuest : 0;
     if ((ec & EntryCtl.Ia32eModeGuest) !== lma) lo[S_ENTRY_CTL] = (ec & ~EntryCtl.Ia32eModeGuest) | lma;
-    if (this.exitCtl & ExitCtl.SavePreemptionTimer && this.preemptDeadline !== Infinity) {
-      const left = Math.max(0, this.preemptDeadline - this.clock.now);
-      const ticks = (left * this.cpu.model.tscMhz) / 1000;
-      v.set32(F.VmxPreemptionTimerValue, Math.ceil(ticks / 2 ** this.caps.preemptionTimerRate));
+    if (this.preemptDeadline !== Infinity) {
+      if (this.exitCtl & ExitCtl.SavePreemptionTimer) {
+        const left = Math.max(0, this.preemptDeadline - this.clock.now);
+        const ticks = (left * this.cpu.model.tscMhz) / 1000;
+        v.set32(F.VmxPreemptionTimerValue, Math.ceil(ticks / 2 ** this.caps.preemptionTimerRate));
+      }
+      this.clock.cancel(this.preemptTimer);
+      this.preemptDeadline = Infinity;
     }
-    if (this.preemptDeadline !== Infinity) this.clock.cancel(this.preemptTimer);
-    this.preemptDeadline = Infinity;
     this._inGuest = false;
     const r = reason & 0xffff;
     this.counts[r]++;
