@@ -2,6 +2,8 @@
  * `npm run bench [-- NAME...] [--list] [--json]`: runs every bench/*.bench.ts (each exports
  * `run(): Promise<BenchResult[]>`) and prints one table. NAMEs pick benchmarks by substring of their
  * file name. Benchmarks measure; they never fail a build (a benchmark that cannot run says why).
+ * bench/launch.mjs runs this file transpiled into dist/bench/, so the benchmarks measure the built
+ * code in dist/ (their `../src/...` imports resolve there).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -15,6 +17,13 @@ export interface BenchResult {
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** The package root (machines/, test/fixtures/): above bench/, or above dist/bench/ when built. */
+export const ROOT = ((): string => {
+  let d = path.resolve(here, '..');
+  while (!fs.existsSync(path.join(d, 'package.json')) && path.dirname(d) !== d) d = path.dirname(d);
+  return d;
+})();
 
 interface Args {
   names: string[];
@@ -43,12 +52,45 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
+/** The newest .ts file under `dir` (recursively), as [mtimeMs, path]; [0, ''] when there is none. */
+function newestSource(dir: string): [number, string] {
+  let best: [number, string] = [0, ''];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) {
+      const sub = newestSource(p);
+      if (sub[0] > best[0]) best = sub;
+    } else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) {
+      const t = fs.statSync(p).mtimeMs;
+      if (t > best[0]) best = [t, p];
+    }
+  }
+  return best;
+}
+
+/** Why dist/ under `root` cannot be measured (not built, or older than a source), or null. */
+export function staleness(root = ROOT): string | null {
+  // tsc rewrites every output on each build; fast-up.js is the one bin/run.js compares too.
+  let built: number;
+  try {
+    built = fs.statSync(path.join(root, 'dist/src/cli-lib/fast-up.js')).mtimeMs;
+  } catch {
+    return 'dist/ is not built';
+  }
+  for (const sub of ['src', 'plugins']) {
+    const [t, p] = newestSource(path.join(root, sub));
+    if (t > built) return `dist/ is older than ${path.relative(root, p)}`;
+  }
+  return null;
+}
+
+/** The benchmarks in `dir`: *.bench.ts in bench/, *.bench.js once transpiled into dist/bench/. */
 export function discover(dir = here): { id: string; file: string }[] {
   return fs
     .readdirSync(dir)
-    .filter((f) => f.endsWith('.bench.ts'))
+    .filter((f) => /\.bench\.[jt]s$/.test(f))
     .sort()
-    .map((f) => ({ id: f.replace(/\.bench\.ts$/, ''), file: path.join(dir, f) }));
+    .map((f) => ({ id: f.replace(/\.bench\.[jt]s$/, ''), file: path.join(dir, f) }));
 }
 
 export function formatTable(rows: (BenchResult & { bench: string })[]): string {
@@ -77,8 +119,8 @@ function formatNumber(v: number): string {
   return v >= 100 ? v.toFixed(1) : v.toPrecision(4);
 }
 
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
+export async function main(argv: string[]): Promise<void> {
+  const args = parseArgs(argv);
   let benches = discover();
   if (args.names.length) benches = benches.filter((b) => args.names.some((n) => b.id.includes(n)));
   if (args.list) {
@@ -108,5 +150,3 @@ async function main(): Promise<void> {
   }
   process.stdout.write(args.json ? JSON.stringify(rows, null, 2) + '\n' : formatTable(rows) + '\n');
 }
-
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();

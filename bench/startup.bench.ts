@@ -6,10 +6,8 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import type { BenchResult } from './run.js';
+import { ROOT, type BenchResult } from './run.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MACHINE = 'test/fixtures/machines/trivial.yaml';
 const RUNS = 5;
 

@@ -47,17 +47,39 @@ export function signatureDwords(sig: string): [number, number, number] {
 
 /**
  * Leaves whose output does not depend on ECX (SDM Vol. 2A, CPUID): computed once, since the CPU
- * model is fixed for the run (the benchmark's CPUID loop is a million exits).
+ * model is fixed for the run and nothing in these answers follows guest state (one vCPU: the
+ * initial APIC ID is constant; the model reports no OSXSAVE). The benchmark's CPUID loop is a
+ * million exits.
  */
-const ECX_INDEPENDENT = new Set([
+const ECX_INDEPENDENT = [
   0, 1, 2, 3, 5, 6, 0x16, 0x8000_0000, 0x8000_0001, 0x8000_0002, 0x8000_0003, 0x8000_0004, 0x8000_0008,
-]);
+];
+
+/** Cache slots: basic leaves 0-3Fh, hypervisor leaves 4000_0000h-4000_003Fh, extended 8000_0000h-8000_003Fh. */
+const GROUP = 0x40;
+const EXTENDED_LEAF = 0x8000_0000;
+
+/** A leaf's cache slot, or -1 outside the three groups. */
+function slotOf(leaf: number): number {
+  if (leaf < GROUP) return leaf;
+  if (leaf >= HYPERVISOR_LEAF && leaf < HYPERVISOR_LEAF + GROUP) return GROUP + leaf - HYPERVISOR_LEAF;
+  if (leaf >= EXTENDED_LEAF && leaf < EXTENDED_LEAF + GROUP) return 2 * GROUP + leaf - EXTENDED_LEAF;
+  return -1;
+}
+
+/** Per slot: 1 when the answer may be cached (the whole hypervisor group: the policy's own, ECX ignored). */
+const CACHEABLE = new Uint8Array(3 * GROUP);
+for (const leaf of ECX_INDEPENDENT) CACHEABLE[slotOf(leaf)] = 1;
+CACHEABLE.fill(1, GROUP, 2 * GROUP);
 
 export class GuestCpuid {
   readonly out = new Int32Array(4);
   private readonly sig: [number, number, number];
   private readonly freq: CpuidPolicy['frequency'];
-  private readonly cache = new Map<number, Int32Array>();
+  /** Answers by slot (see GROUP); `undefined` until first asked. */
+  private readonly cache: (Int32Array | undefined)[] = new Array<Int32Array | undefined>(3 * GROUP).fill(
+    undefined,
+  );
 
   constructor(
     private readonly host: HostCpuid,
@@ -69,14 +91,23 @@ export class GuestCpuid {
 
   /** The guest's CPUID for EAX=leaf, ECX=subleaf, in `out` (reused: copy what you keep). */
   query(leaf: number, subleaf: number): Int32Array {
+    const a = this.answer(leaf, subleaf);
+    if (a !== this.out) this.out.set(a);
+    return this.out;
+  }
+
+  /**
+   * The guest's CPUID for EAX=leaf, ECX=subleaf as EAX, EBX, ECX, EDX: a cached array for the
+   * ECX-independent leaves, else `out`. Read it, never write it (the exit path: no copy).
+   */
+  answer(leaf: number, subleaf: number): Int32Array {
     leaf >>>= 0;
-    const hit = this.cache.get(leaf);
-    if (hit !== undefined) {
-      this.out.set(hit);
-      return this.out;
-    }
-    const o = this.compute(leaf, subleaf);
-    if (ECX_INDEPENDENT.has(leaf)) this.cache.set(leaf, o.slice());
+    const slot = slotOf(leaf);
+    if (slot < 0 || CACHEABLE[slot] === 0) return this.compute(leaf, subleaf);
+    const hit = this.cache[slot];
+    if (hit !== undefined) return hit;
+    const o = this.compute(leaf, subleaf).slice();
+    this.cache[slot] = o;
     return o;
   }
 

@@ -82,11 +82,13 @@ export class Vcpu {
   private readonly vmx: Vmx;
   private readonly bus: Bus;
   private readonly apic: LocalApic | undefined;
+  private readonly cpuid: GuestCpuid;
 
   constructor(private readonly o: VcpuOptions) {
     this.vmx = o.vmx;
     this.bus = o.guestBus;
     this.apic = o.apic;
+    this.cpuid = o.cpuid;
   }
 
   /** Remember the primary controls written at set-up (the window bit is toggled on top of them). */
@@ -103,11 +105,12 @@ export class Vcpu {
         if (!this.io(vmx)) return;
         break;
       case ExitReason.Cpuid: {
-        const r = this.o.cpuid.query(vmx.getGpr32(0), vmx.getGpr32(1));
-        vmx.setGprPart(0, 4, r[0]!);
-        vmx.setGprPart(3, 4, r[1]!);
-        vmx.setGprPart(1, 4, r[2]!);
-        vmx.setGprPart(2, 4, r[3]!);
+        // EAX, EBX, ECX, EDX; 32-bit results zero-extend in 64-bit mode (SDM Vol. 2A, CPUID).
+        const r = this.cpuid.answer(vmx.getGpr32(0), vmx.getGpr32(1));
+        vmx.setGpr32(0, r[0]!);
+        vmx.setGpr32(3, r[1]!);
+        vmx.setGpr32(1, r[2]!);
+        vmx.setGpr32(2, r[3]!);
         vmx.advanceRip();
         break;
       }

@@ -81,6 +81,8 @@ export interface Vmx {
   setGpr(n: number, v: bigint): void;
   /** Low 32 bits, unsigned. */
   getGpr32(n: number): number;
+  /** Write the low 32 bits and clear the high 32, as a 32-bit MOV does (CPUID results, IN EAX). */
+  setGpr32(n: number, v: number): void;
   /** Write the low `size` bytes (1, 2, 4: 4 zero-extends like a 32-bit MOV; 8 needs setGpr). */
   setGprPart(n: number, size: 1 | 2 | 4, v: number): void;
 

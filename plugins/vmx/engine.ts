@@ -713,19 +713,23 @@ export class VmxEngine implements Vmx {
       lo[S_IDT_ERR] = this.dErr;
       if (this.dType >= EventType.SoftwareInterrupt) lo[S_ILEN] = this.dLen;
     } else lo[S_IDT] = 0;
-    lo[S_ENTRY_INTR] = lo[S_ENTRY_INTR]! & 0x7fffffff;
+    // Every VM exit clears the valid bit of the VM-entry interruption-information field (SDM 27.2).
+    const ei = lo[S_ENTRY_INTR]!;
+    if (ei < 0) lo[S_ENTRY_INTR] = ei & 0x7fffffff;
     // Saving guest state (SDM 28.3): the "IA-32e mode guest" entry control receives IA32_EFER.LMA,
     // so a guest that enters or leaves long mode without exiting can be resumed.
     const ec = lo[S_ENTRY_CTL]!;
     const lma = cpu.lma ? EntryCtl.Ia32eModeGuest : 0;
     if ((ec & EntryCtl.Ia32eModeGuest) !== lma) lo[S_ENTRY_CTL] = (ec & ~EntryCtl.Ia32eModeGuest) | lma;
-    if (this.exitCtl & ExitCtl.SavePreemptionTimer && this.preemptDeadline !== Infinity) {
-      const left = Math.max(0, this.preemptDeadline - this.clock.now);
-      const ticks = (left * this.cpu.model.tscMhz) / 1000;
-      v.set32(F.VmxPreemptionTimerValue, Math.ceil(ticks / 2 ** this.caps.preemptionTimerRate));
+    if (this.preemptDeadline !== Infinity) {
+      if (this.exitCtl & ExitCtl.SavePreemptionTimer) {
+        const left = Math.max(0, this.preemptDeadline - this.clock.now);
+        const ticks = (left * this.cpu.model.tscMhz) / 1000;
+        v.set32(F.VmxPreemptionTimerValue, Math.ceil(ticks / 2 ** this.caps.preemptionTimerRate));
+      }
+      this.clock.cancel(this.preemptTimer);
+      this.preemptDeadline = Infinity;
     }
-    if (this.preemptDeadline !== Infinity) this.clock.cancel(this.preemptTimer);
-    this.preemptDeadline = Infinity;
     this._inGuest = false;
     const r = reason & 0xffff;
     this.counts[r]++;
@@ -748,9 +752,24 @@ export class VmxEngine implements Vmx {
       h(this);
       this.times[r] += nowMs() - t0;
     } else h(this);
-    if (!this.stopRequested) this.resumeAfterExit();
-    else cpu.requestExit();
+    if (this.stopRequested) cpu.requestExit();
+    else if (!v.dirty && v.isLive && v.launched && !this.ripDirty) this.reenter();
+    else this.resumeAfterExit();
     return true;
+  }
+
+  /**
+   * VMRESUME of a VMCS the handler left unchanged since the last checked entry (no VMWRITE but to
+   * the exit-information fields, RIP advanced by the CPU's own rules): the 26.2/26.3 checks passed
+   * on the same values and no event is to be injected (any VMWRITE of the entry
+   * interruption-information field marks the VMCS dirty), so only the entry's side effects remain.
+   */
+  private reenter(): void {
+    this.entryFailures = 0;
+    this._inGuest = true;
+    if (this.pin & PinCtl.ActivatePreemptionTimer) this.armPreemptionTimer();
+    this.mtfSkip = true;
+    if (this.proc & ProcCtl.MonitorTrapFlag) this.cpu.eventCheck = true;
   }
 
   private resumeAfterExit(): void {
@@ -796,7 +815,8 @@ export class VmxEngine implements Vmx {
   advanceRip(): void {
     const cpu = this.cpu;
     const r = cpu.rip + this.exitInstructionLength;
-    cpu.rip = cpu.mode64 ? r : cpu.cs32 ? r % TWO32 : r & 0xffff;
+    // RIP wraps at the operand size of the code segment (r is a non-negative integer outside 64-bit mode).
+    cpu.rip = cpu.mode64 ? r : cpu.cs32 ? r >>> 0 : r & 0xffff;
   }
 
   // ---- guest GPRs ----
@@ -810,6 +830,10 @@ export class VmxEngine implements Vmx {
   }
   getGpr32(n: number): number {
     return this.cpu.rl[n]! >>> 0;
+  }
+  setGpr32(n: number, v: number): void {
+    this.cpu.rl[n] = v;
+    this.cpu.rh[n] = 0;
   }
   setGprPart(n: number, size: 1 | 2 | 4, v: number): void {
     const rl = this.cpu.rl;
@@ -1053,7 +1077,7 @@ export class VmxEngine implements Vmx {
   private skip(len: number): void {
     const cpu = this.cpu;
     const r = cpu.ip0 + len;
-    cpu.rip = cpu.mode64 ? r : cpu.cs32 ? r % TWO32 : r & 0xffff;
+    cpu.rip = cpu.mode64 ? r : cpu.cs32 ? r >>> 0 : r & 0xffff;
   }
 
   private readonly onException = (e: ExceptionEvent): boolean => {

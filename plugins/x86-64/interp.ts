@@ -2773,9 +2773,14 @@ export class X86Cpu extends CpuSystem {
 
   private readonly popaBuf = new Int32Array(8);
 
-  /** A hook took the instruction over: leave RIP as the hook set it. */
+  /**
+   * A hook took the instruction over: leave RIP as the hook set it. When that is the next
+   * instruction (an exit handler advanced RIP by the instruction's length), fetching goes on from
+   * the window as after any instruction; anything else is a transfer.
+   */
   private took(): void {
     this.jmp = true;
+    this.seq = this._rip === this.nextRip();
   }
 
   private xchgAcc(n: number): void {

@@ -47,6 +47,43 @@ describe('GuestCpuid', () => {
   });
 });
 
+describe('GuestCpuid cache (the CPUID exit path)', () => {
+  it('asks the host once per ECX-independent leaf, every time for a leaf that depends on ECX', () => {
+    const calls: [number, number][] = [];
+    const c = new GuestCpuid(
+      (leaf, sub, out) => {
+        calls.push([leaf, sub]);
+        out.set([leaf + sub, 1, 2, 3]);
+      },
+      { signature: 'ABCDEFGHIJKL' },
+    );
+    const a = c.answer(0, 0);
+    expect(c.answer(0, 5)).toBe(a); // leaf 0 ignores ECX: the same cached answer
+    expect([...a]).toEqual([0, 1, 2, 3]);
+    expect(c.answer(0x8000_0000, 0)).toBe(c.answer(0x8000_0000, 1));
+    expect([...c.answer(7, 0)]).toEqual([7, 1, 2, 3]);
+    expect([...c.answer(7, 1)]).toEqual([8, 1, 2, 3]); // leaf 7 subleaf 1: asked again
+    expect(calls).toEqual([
+      [0, 0],
+      [0x8000_0000, 0],
+      [7, 0],
+      [7, 1],
+    ]);
+    // The hypervisor range is the policy's own answer, never the host's.
+    expect([...c.answer(0x4000_0000, 3)]).toEqual([0x4000_0000, ...signatureDwords('ABCDEFGHIJKL')]);
+    expect(calls).toHaveLength(4);
+  });
+
+  it('query copies the answer: writing its result leaves the cache alone', () => {
+    const c = new GuestCpuid((_l, _s, out) => out.set([0xd, 0x756e6547, 0x6c65746e, 0x49656e69]), {
+      signature: 'ABCDEFGHIJKL',
+    });
+    const q = c.query(0, 0);
+    q.fill(0);
+    expect([...c.query(0, 0)]).toEqual([0xd, 0x756e6547, 0x6c65746e, 0x49656e69]);
+  });
+});
+
 describe('VMCS controls', () => {
   it('(desired | allowed-0) & allowed-1, and what is missing', () => {
     const cap = (BigInt(0x0000_00ff) << 32n) | 0x16n;

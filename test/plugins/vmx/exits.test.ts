@@ -191,4 +191,61 @@ describe('VM exits with SDM exit information', () => {
       ['Vmcall', 1],
     ]);
   });
+
+  it('a handler that leaves RIP alone runs the instruction again; one that advances it goes on after it', () => {
+    const b = bench();
+    let n = 0;
+    guest(b, `cpuid\n inc ebx\n cpuid\n vmcall`, (r) => {
+      // The first CPUID exit resumes at the CPUID itself (no advance): it exits again.
+      if (++n > 1) b.vmx.advanceRip();
+      return r === ExitReason.Vmcall ? 'stop' : undefined;
+    });
+    b.m.cpu.rl[3] = 0;
+    go(b);
+    expect(b.exits.map((e) => [e.reason, e.rip - CODE])).toEqual([
+      [ExitReason.Cpuid, 0],
+      [ExitReason.Cpuid, 0],
+      [ExitReason.Cpuid, 3],
+      [ExitReason.Vmcall, 5],
+    ]);
+    expect(b.m.cpu.rl[3]).toBe(1); // INC EBX ran once
+  });
+
+  it('after an exit, a VMWRITE of guest state is checked at the resume (26.3): invalid CS is an entry failure', () => {
+    const b = bench();
+    guest(b, `cpuid\n cpuid\n vmcall`, (r) => {
+      if (r === ExitReason.Cpuid) {
+        b.vmx.advanceRip();
+        // Code segment access rights of an expand-down data segment: invalid for CS (26.3.1.2).
+        if (b.exits.length === 2) expect(b.vmx.vmwrite(F.GuestCsAccessRights, 0xc097)).toBe(0);
+        return undefined;
+      }
+      return 'stop';
+    });
+    go(b);
+    // The first exit resumes unchecked (nothing changed); the second one's VMWRITE fails the entry.
+    expect(b.exits.map((e) => e.reason >>> 0)).toEqual([
+      ExitReason.Cpuid,
+      ExitReason.Cpuid,
+      (ExitReason.EntryFailureGuestState | 0x8000_0000) >>> 0,
+    ]);
+  });
+
+  it('after an exit, a VMWRITE of guest RIP is where the guest resumes', () => {
+    const b = bench();
+    guest(b, `cpuid\n vmcall\n cpuid\n vmcall`, (r) => {
+      if (r === ExitReason.Cpuid && b.exits.length === 1) {
+        expect(b.vmx.vmwrite(F.GuestRip, CODE + 5)).toBe(0); // skip to the second CPUID
+        return undefined;
+      }
+      b.vmx.advanceRip();
+      return r === ExitReason.Vmcall ? 'stop' : undefined;
+    });
+    go(b);
+    expect(b.exits.map((e) => [e.reason, e.rip - CODE])).toEqual([
+      [ExitReason.Cpuid, 0],
+      [ExitReason.Cpuid, 5],
+      [ExitReason.Vmcall, 7],
+    ]);
+  });
 });
