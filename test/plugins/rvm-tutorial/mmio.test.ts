@@ -81,7 +81,7 @@ const CASES: Case[] = [
 
 /** Addressing forms for the device cell, taking turns; LIN is the page's linear address. */
 const FORMS = [
-  (lin: number) => `[ebx+${CELL}]`,
+  () => `[ebx+${CELL}]`,
   (lin: number) => `ds:[${hex(lin + CELL)}]`,
   () => `[ebx+esi*2+${CELL - 0x80}]`,
   () => `[ebp+${CELL}]`,
