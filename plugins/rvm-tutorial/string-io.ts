@@ -139,7 +139,10 @@ export class StringIo {
       return false;
     }
     // Done when the count ran out (or no REP); otherwise RIP stays and the next entry goes on.
+    // RIP is written back explicitly: the CPU model resumes past an instruction exit unless the
+    // handler writes RIP (it continues from its own fetch position otherwise).
     if (!rep || done === count) vmx.advanceRip();
+    else vmx.vmwrite(F.GuestRip, vmx.vmread(F.GuestRip) ?? 0n);
     return true;
   }
 
