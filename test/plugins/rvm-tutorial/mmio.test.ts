@@ -191,3 +191,162 @@ describe('rvm-tutorial: MMIO emulation (32-bit guest)', () => {
     }, 60_000);
   }
 });
+
+// ---- 64-bit guest: 4-level paging, 8-byte accesses, REX registers, RIP-relative, moffs64 ----------
+
+/** Device page aliases in the 64-bit guest: a 4 KiB page in the top PML4 entry, a 1 GiB page, a 4 KiB page near the code. */
+const ALIAS_HIGH = 0xffffff8000000000n;
+const ALIAS_1G = 0xfe000000n;
+const ALIAS_LOW = 0x200000n;
+const ALIASES = [ALIAS_HIGH, ALIAS_1G, ALIAS_LOW];
+/** Qwords recorded per run: RAX, RCX, RDX, R9, RFLAGS, the cell. */
+const RECORD64 = 6;
+/** Where helpers.ts loads the program (mb_header). */
+const LOAD = 0x10_0000;
+
+const LONG_MODE = `
+  mov esp, 0x9000
+  mov dword ptr ds:[0x10000], 0x11003
+  mov dword ptr ds:[0x10000 + 511 * 8], 0x13003
+  mov dword ptr ds:[0x11000], 0x12003
+  mov dword ptr ds:[0x11000 + 3 * 8], 0xc0000083
+  mov dword ptr ds:[0x12000], 0x83
+  mov dword ptr ds:[0x12008], 0x16003
+  mov dword ptr ds:[0x16000], 0xfe000003
+  mov dword ptr ds:[0x13000], 0x14003
+  mov dword ptr ds:[0x14000], 0x15003
+  mov dword ptr ds:[0x15000], 0xfe000003
+  mov eax, cr4
+  or eax, 0x20
+  mov cr4, eax
+  mov eax, 0x10000
+  mov cr3, eax
+  mov ecx, 0xc0000080
+  rdmsr
+  or eax, 0x100
+  wrmsr
+  mov eax, cr0
+  or eax, 0x80000000
+  mov cr0, eax
+  lgdt [gdtr64]
+  .byte 0xea
+  .long long_mode
+  .word 0x08
+.balign 8
+gdt64:
+  .quad 0
+  .quad 0x00af9b000000ffff
+  .quad 0x00cf93000000ffff
+gdtr64:
+  .word 23
+  .long gdt64
+.code64
+long_mode:
+  mov ax, 0x10
+  mov ds, ax
+  mov es, ax
+  mov ss, ax
+  mov edi, ${RESULTS}
+`;
+
+interface Case64 {
+  op: string;
+  /** Forms that need the cell's absolute address (disp32, moffs, RIP-relative) use the low alias. */
+  form?: (cell: string) => string;
+}
+
+const CASES64: Case64[] = [
+  { op: 'mov M, rcx' },
+  { op: 'mov rax, M' },
+  { op: 'mov M, r9' },
+  { op: 'mov r9, M' },
+  { op: 'mov M, r9d' },
+  { op: 'mov M, sil' },
+  { op: 'mov ah, M' },
+  { op: 'mov M, cx' },
+  { op: 'mov qword ptr M, -2' },
+  { op: 'mov qword ptr M, 0x7fffffff' },
+  { op: 'movzx rax, byte ptr M' },
+  { op: 'movsx rcx, word ptr M' },
+  { op: 'movsx rdx, byte ptr M' },
+  { op: 'movzx r9d, word ptr M' },
+  { op: 'or M, rcx' },
+  { op: 'and M, rdx' },
+  { op: 'xor rax, M' },
+  { op: 'and qword ptr M, -0x80000000' },
+  { op: 'cmp M, rcx' },
+  { op: 'cmp rcx, M' },
+  { op: 'cmp qword ptr M, -3' },
+  { op: 'test M, rdx' },
+  { op: 'xchg M, r9' },
+  { op: 'mov rax, M', form: (cell) => `[rip + ${cell}]` },
+  { op: 'mov qword ptr M, 0x1234', form: (cell) => `[rip + ${cell}]` },
+  { op: 'mov M, ecx', form: (cell) => `ds:[${cell}]` },
+  { op: 'movabs rax, M', form: (cell) => `[${cell}]` },
+  { op: 'movabs M, eax', form: (cell) => `[${cell}]` },
+  { op: 'mov rcx, M', form: () => '[r13+rsi*8]' },
+  { op: 'mov M, edx', form: () => '[rbx+r14*2+0x80]' },
+];
+
+function program64(): string {
+  const run = (c: Case64, i: number, mmio: boolean) => {
+    const alias = ALIASES[i % ALIASES.length]!;
+    const cell = mmio ? alias + BigInt(CELL) : BigInt(RAM_CELL);
+    // Absolute forms reach the device through the low alias (disp32 and rel32 range).
+    const abs = mmio ? ALIAS_LOW + BigInt(CELL) : BigInt(RAM_CELL);
+    const absolute = c.form !== undefined && !c.form('CELL').startsWith('[r');
+    const base = absolute ? abs : cell;
+    // A symbol, so that [rip + CELL] is assembled relative to the instruction.
+    const mem = c.form ? c.form(mmio ? 'DEV_CELL' : 'RAM_CELL') : '[rbx+0x100]';
+    return `
+  movabs rbx, 0x${(base - 0x100n).toString(16)}
+  movabs r13, 0x${(base - 0x100n).toString(16)}
+  mov esi, 0x20
+  mov r14d, 0x40
+  movabs rax, 0x89abcdef01234567
+  mov qword ptr [rbx+0x100], 0
+  mov dword ptr [rbx+0x100], 0x89abcdef
+  mov dword ptr [rbx+0x104], 0xfedcba98
+  movabs rax, 0x1122334455667788
+  movabs rcx, 0x89abcdef01234567
+  mov edx, 0xf0f0ff00
+  movabs r9, 0x0123456789abcdef
+  cmp rax, rcx
+  ${c.op.replace('M', mem)}
+  pushfq
+  pop qword ptr [rdi+32]
+  mov [rdi], rax
+  mov [rdi+8], rcx
+  mov [rdi+16], rdx
+  mov [rdi+24], r9
+  mov rax, [rbx+0x100]
+  mov [rdi+40], rax
+  add rdi, ${RECORD64 * 8}`;
+  };
+  return `${LONG_MODE}
+# Relative to mb_header (the load address, helpers.ts) so that [rip + X] is assembled PC-relative.
+.set RAM_CELL, mb_header - ${LOAD - RAM_CELL}
+.set DEV_CELL, mb_header + ${Number(ALIAS_LOW) + CELL - LOAD}
+${CASES64.map((c, i) => run(c, i, false) + run(c, i, true)).join('\n')}
+${POWEROFF}
+`;
+}
+
+describe('rvm-tutorial: MMIO emulation (64-bit guest, 4-level paging)', () => {
+  it('8-byte, REX, RIP-relative and moffs64 forms match the CPU on RAM, through 4 KiB and 1 GiB pages', async () => {
+    const r = await runGuest(program64(), { guestDevices: [DEVICE] });
+    expect(r.stop, JSON.stringify(r.stop)).toMatchObject({ kind: 'poweroff', code: 0 });
+    for (let i = 0; i < CASES64.length; i++) {
+      const at = RESULTS + i * 2 * RECORD64 * 8;
+      const got = (base: number) =>
+        Array.from({ length: RECORD64 * 2 }, (_, k) => {
+          const v = r.u32(base + k * 4) >>> 0;
+          return k === 8 ? v & FLAGS : v;
+        });
+      expect(got(at + RECORD64 * 8), `${CASES64[i]!.op} (${i})`).toEqual(got(at));
+    }
+    // 8-byte accesses are two 4-byte device accesses.
+    expect(Number(r.loaded.stats()['scratch']!['reads'])).toBeGreaterThan(Number(r.policy['mmioReads']));
+    expect(r.policy['mmio.scratch']).toBe(r.policy['mmioExits']);
+  }, 60_000);
+});
