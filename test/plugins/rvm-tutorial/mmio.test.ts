@@ -350,3 +350,62 @@ describe('rvm-tutorial: MMIO emulation (64-bit guest, 4-level paging)', () => {
     expect(r.policy['mmio.scratch']).toBe(r.policy['mmioExits']);
   }, 60_000);
 });
+
+describe('rvm-tutorial: MMIO emulation stops and settings', () => {
+  it('an instruction fetch from a device page stops cleanly', async () => {
+    const r = await runGuest(
+      `
+  mov eax, 0xfe000000
+  jmp eax
+${POWEROFF}
+`,
+      { guestDevices: [DEVICE] },
+    );
+    expect(r.stop.kind).toBe('fault');
+    expect((r.stop as { message: string }).message).toContain(
+      'the guest executes from MMIO of scratch at GPA 0xfe000000',
+    );
+  });
+
+  it('an access running off the end of the device page stops with the instruction and GPA', async () => {
+    const r = await runGuest(
+      `
+  mov eax, ds:[0xfe000ffe]
+${POWEROFF}
+`,
+      { guestDevices: [DEVICE] },
+    );
+    expect(r.stop.kind).toBe('fault');
+    const m = (r.stop as { message: string }).message;
+    expect(m).toContain("crosses the end of scratch's MMIO range");
+    expect(m).toContain('a1 fe 0f 00 fe (load, 4 bytes)');
+    expect(m).toContain('GPA 0xfe000ffe');
+  });
+
+  it('apic: xapic clears CPUID.01H:ECX[21] and leaves the guest APIC in xAPIC mode; x2apic sets both', async () => {
+    const source = `
+  mov eax, 1
+  cpuid
+  mov [${RESULTS}], ecx
+  mov ecx, 0x1b
+  rdmsr
+  mov [${RESULTS + 4}], eax
+${POWEROFF}
+`;
+    const x = await runGuest(source, { policy: 'apic: xapic' });
+    expect(x.stop).toMatchObject({ kind: 'poweroff' });
+    expect(x.u32(RESULTS) & (1 << 21)).toBe(0);
+    expect(x.u32(RESULTS + 4) & 0xc00).toBe(0x800); // EN, not EXTD
+    const x2 = await runGuest(source);
+    expect(x2.u32(RESULTS) & (1 << 21)).not.toBe(0);
+    expect(x2.u32(RESULTS + 4) & 0xc00).toBe(0xc00);
+  });
+
+  it('a guest device on a passed-through page is refused when the guest starts', async () => {
+    await expect(
+      runGuest(POWEROFF, { guestDevices: ['{ plugin: hpet, name: ghpet, base: 0xfec00000 }'] }),
+    ).rejects.toThrow(
+      'guest.passthrough: host device "ioapic" at 0xfec00000 overlaps the MMIO page of guest device "ghpet"',
+    );
+  });
+});
