@@ -8,7 +8,11 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RFLAGS } from '../../../src/x86/regs.js';
-import { POWEROFF, RESULTS, runGuest } from './helpers.js';
+import { EptViolation } from '../../../src/x86/ept.js';
+import { ExitReason } from '../../../src/x86/vmx.js';
+import type { ExitHandler } from '../../../plugins/vmx/api.js';
+import type { VmxEngine } from '../../../plugins/vmx/engine.js';
+import { POWEROFF, RESULTS, finish, loadGuest, pluginInstance, runGuest } from './helpers.js';
 
 const SCRATCH = resolve(import.meta.dirname, 'mmio-scratch.ts');
 const DEVICE = `{ plugin: ${SCRATCH}, name: scratch, base: 0xfe000000 }`;
@@ -407,5 +411,66 @@ ${POWEROFF}
     ).rejects.toThrow(
       'guest.passthrough: host device "ioapic" at 0xfec00000 overlaps the MMIO page of guest device "ghpet"',
     );
+  });
+
+  it('a segment base applies in 32-bit code (ES based at the device page)', async () => {
+    const r = await runGuest(
+      `
+  lgdt [gdtr]
+  mov ax, 0x18
+  mov es, ax
+  mov dword ptr ds:[0xfe000100], 0x5eed1234
+  mov eax, es:[0x100]
+  mov [${RESULTS}], eax
+  mov dword ptr es:[0x104], 0xabcdef01
+  mov eax, ds:[0xfe000104]
+  mov [${RESULTS + 4}], eax
+  mov ax, 0x10
+  mov es, ax
+${POWEROFF}
+.balign 8
+gdt:
+  .quad 0
+  .quad 0x00cf9b000000ffff
+  .quad 0x00cf93000000ffff
+  .quad 0xfe4093000000ffff
+gdtr:
+  .word 31
+  .long gdt
+`,
+      { guestDevices: [DEVICE] },
+    );
+    expect(r.stop, JSON.stringify(r.stop)).toMatchObject({ kind: 'poweroff' });
+    expect(r.u32(RESULTS) >>> 0).toBe(0x5eed1234);
+    expect(r.u32(RESULTS + 4) >>> 0).toBe(0xabcdef01);
+    expect(r.policy['mmio.scratch']).toBe(4);
+  });
+
+  it('an exit whose read/write bits disagree with the decoded instruction stops cleanly', async () => {
+    const { loaded, console, log } = await loadGuest(
+      `
+  mov eax, ds:[0xfe000100]
+${POWEROFF}
+`,
+      { guestDevices: [DEVICE] },
+    );
+    try {
+      // Report the load as a write: the policy must notice that MOV EAX, [mem] does not write.
+      const vmx = pluginInstance<VmxEngine>(loaded, 'vmx');
+      const engine = vmx as unknown as { handler: ExitHandler };
+      const started = loaded.run({ virtualTimeoutNs: 2_000_000_000 });
+      const policy = engine.handler;
+      engine.handler = (v) => {
+        if (vmx.exitReason === ExitReason.EptViolation) vmx.exitQualification |= EptViolation.DATA_WRITE;
+        policy(v);
+      };
+      const r = finish(loaded, await started, console, log);
+      expect(r.stop.kind).toBe('fault');
+      expect((r.stop as { message: string }).message).toMatch(
+        /MMIO emulation: the exit reports a write \(qualification 0x[0-9a-f]+\), the instruction a1 00 01 00 fe \(load, 4 bytes\) at RIP/,
+      );
+    } finally {
+      await loaded.dispose();
+    }
   });
 });
