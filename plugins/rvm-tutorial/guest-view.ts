@@ -182,7 +182,9 @@ export class GuestView {
       const chunk = Math.min(n - done, PAGE - (lo % PAGE));
       const ram = this.hostBus.ramAt(hpa);
       if (ram === undefined || hpa + chunk > ram.base + ram.size) return done;
-      out.set(ram.data.subarray(hpa - ram.base, hpa - ram.base + chunk), done);
+      const data = ram.data;
+      const from = hpa - ram.base;
+      for (let i = 0; i < chunk; i++) out[done + i] = data[from + i]!;
       done += chunk;
       lo += chunk;
       if (lo >= TWO32) {

@@ -113,20 +113,18 @@ export class MmioEmulator {
     }
     const bytes = this.bytes;
     const n = view.readLinear(linLo, linHi, bytes, MAX_INSN_LENGTH);
-    const where = (): string =>
-      `at RIP ${hex(rip)} (${code}-bit code) accessing ${region.name} at GPA ${hex(gpa)}`;
     if (n === 0) {
-      this.fault(`MMIO emulation: cannot fetch the instruction ${where()}: ${view.describeFailure()}`);
+      this.fault(
+        `MMIO emulation: cannot fetch the instruction ${this.where(rip, code, region, gpa)}: ${view.describeFailure()}`,
+      );
       return MmioResult.Stopped;
     }
     const insn = this.insn;
     const err = decodeMemInsn(bytes, n, code, insn);
     if (err !== undefined) {
-      this.fault(`MMIO emulation: ${err} ${where()}`);
+      this.fault(`MMIO emulation: ${err} ${this.where(rip, code, region, gpa)}`);
       return MmioResult.Stopped;
     }
-    const desc = (): string =>
-      `${formatBytes(bytes, insn.length)} (${MEM_OP_NAMES[insn.op]}, ${insn.size} bytes) ${where()}`;
 
     // The exit's read/write bits must agree with what the instruction does to memory.
     const write = (qual & EptViolation.DATA_WRITE) !== 0;
@@ -136,7 +134,7 @@ export class MmioEmulator {
     if (!rmw && writes !== write) {
       this.fault(
         `MMIO emulation: the exit reports a ${write ? 'write' : 'read'} (qualification ${hex(qual)}), ` +
-          `the instruction ${desc()} does not`,
+          `the instruction ${this.describe(rip, code, region, gpa)} does not`,
       );
       return MmioResult.Stopped;
     }
@@ -147,7 +145,7 @@ export class MmioEmulator {
       const gla = vmx.vmread(F.GuestLinearAddress) ?? 0n;
       if (Number(gla & 0xffff_ffffn) !== this.eaLo || Number(gla >> 32n) !== this.eaHi) {
         this.fault(
-          `MMIO emulation: the instruction ${desc()} addresses linear ${hex(this.eaHi * TWO32 + this.eaLo)}, ` +
+          `MMIO emulation: the instruction ${this.describe(rip, code, region, gpa)} addresses linear ${hex(this.eaHi * TWO32 + this.eaLo)}, ` +
             `the exit reports ${hex(gla)}`,
         );
         return MmioResult.Stopped;
@@ -156,13 +154,15 @@ export class MmioEmulator {
     const opGpa = view.linearToGpa(this.eaLo, this.eaHi);
     if (opGpa !== gpa) {
       this.fault(
-        `MMIO emulation: the instruction ${desc()} addresses GPA ${opGpa < 0 ? `none (${view.describeFailure()})` : hex(opGpa)}, ` +
+        `MMIO emulation: the instruction ${this.describe(rip, code, region, gpa)} addresses GPA ${opGpa < 0 ? `none (${view.describeFailure()})` : hex(opGpa)}, ` +
           `not the GPA of the exit`,
       );
       return MmioResult.Stopped;
     }
     if (gpa + insn.size > region.base + region.size) {
-      this.fault(`MMIO emulation: the access ${desc()} crosses the end of ${region.name}'s MMIO range`);
+      this.fault(
+        `MMIO emulation: the access ${this.describe(rip, code, region, gpa)} crosses the end of ${region.name}'s MMIO range`,
+      );
       return MmioResult.Stopped;
     }
 
@@ -173,6 +173,20 @@ export class MmioEmulator {
     const next = rip + BigInt(insn.length);
     vmx.vmwrite(F.GuestRip, code === 64 ? next & MASK64 : code === 32 ? next & 0xffff_ffffn : next & 0xffffn);
     return MmioResult.Emulated;
+  }
+
+  // ---- messages (built only when the run stops) ---------------------------------------------
+
+  private where(rip: bigint, code: number, region: MmioRegion, gpa: number): string {
+    return `at RIP ${hex(rip)} (${code}-bit code) accessing ${region.name} at GPA ${hex(gpa)}`;
+  }
+
+  private describe(rip: bigint, code: number, region: MmioRegion, gpa: number): string {
+    const insn = this.insn;
+    return (
+      `${formatBytes(this.bytes, insn.length)} (${MEM_OP_NAMES[insn.op]}, ${insn.size} bytes) ` +
+      this.where(rip, code, region, gpa)
+    );
   }
 
   // ---- address ------------------------------------------------------------------------------
