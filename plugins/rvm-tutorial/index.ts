@@ -6,6 +6,9 @@
  * real mode at 0000:8000 and handles every exit (vcpu.ts). It can also load a Multiboot 1 kernel
  * itself (`kernel`), which is how the benchmark kit runs under it.
  *
+ * Guest devices with an MMIO page (guest.devices) are not mapped by EPT: the guest's accesses are
+ * EPT violations that mmio.ts emulates; INS/OUTS are emulated by string-io.ts.
+ *
  * The guest's timer interrupt reaches the vCPU as on real hardware: the emulated local APIC's
  * interrupt is posted to the host's local APIC as a "kick" vector, which makes the running guest
  * exit (external-interrupt exiting); the exit handler then injects the guest's vector.
@@ -60,7 +63,7 @@ const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
 export default definePlugin({
   name: 'rvm-tutorial',
   description:
-    "the RVM tutorial hypervisor's policy: 16 MiB guest through EPT, real-mode vCPU at 0x8000, CPUID/I-O/x2APIC exits, timer injection",
+    "the RVM tutorial hypervisor's policy: 16 MiB guest through EPT, real-mode vCPU at 0x8000, CPUID/I-O/x2APIC exits, MMIO and string I/O emulation, timer injection",
   provides: [Tokens.GuestMemory],
   needs: [Tokens.Cpu, Tokens.Virtualization, Tokens.NestedPaging],
   wants: [Tokens.LocalApic],
@@ -327,7 +330,12 @@ export default definePlugin({
           (e) =>
             `${e.name || EXIT_REASON_NAMES[e.reason]} ${e.count} ${((100 * e.count) / total).toFixed(1)}%`,
         );
-      return `${total} VM exits${top.length ? ` (${top.join(', ')}${st.length > 5 ? ', ...' : ''})` : ''}`;
+      // Emulated MMIO by guest device, and string I/O, when there was any.
+      const mmioDevices = Object.entries(mmio.perDevice).map(([name, n]) => `${name} ${n}`);
+      const extra =
+        (mmioDevices.length ? `; MMIO emulated: ${mmioDevices.join(', ')}` : '') +
+        (stringIo.stats.stringIoExits ? `; string I/O: ${stringIo.stats.stringIoElements} elements` : '');
+      return `${total} VM exits${top.length ? ` (${top.join(', ')}${st.length > 5 ? ', ...' : ''})` : ''}${extra}`;
     }
 
     /** Load a Multiboot 1 kernel into guest RAM with its information structure (Multiboot 3.3). */

@@ -444,6 +444,10 @@ gdtr:
     expect(r.u32(RESULTS) >>> 0).toBe(0x5eed1234);
     expect(r.u32(RESULTS + 4) >>> 0).toBe(0xabcdef01);
     expect(r.policy['mmio.scratch']).toBe(4);
+    // The exit summary at the stop names the device.
+    expect(r.log).toMatch(
+      /guest powered off: \d+ VM exits \(.*EptViolation 4 .*\); MMIO emulated: scratch 4/,
+    );
   });
 
   it('an exit whose read/write bits disagree with the decoded instruction stops cleanly', async () => {

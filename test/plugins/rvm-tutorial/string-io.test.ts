@@ -35,6 +35,7 @@ ${POWEROFF}
     expect(r.u32(RESULTS + 4)).toBe(0);
     expect(r.u32(RESULTS + 8)).toBe(BUF + 4);
     expect(r.policy).toMatchObject({ stringIoExits: 2, stringIoElements: 4 });
+    expect(r.log).toContain('; string I/O: 4 elements');
   });
 
   it('OUTS backwards with DF=1, and word/dword elements', async () => {
