@@ -3,6 +3,7 @@
  * 16-bit address size, element sizes, long REPs in slices, a buffer reached through the guest's
  * paging across a page boundary, and the clean stop when the buffer is not mapped.
  */
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../../src/index.js';
 import { MAX_PER_EXIT } from '../../../plugins/rvm-tutorial/string-io.js';
@@ -137,5 +138,40 @@ ${POWEROFF}
     expect(s.message).toContain("not present in the guest's 32-bit page tables");
     expect(s.state).toContain('rip=');
     expect(exitCodeFor(r.stop)).toBe(4);
+  });
+
+  it('OUTS with a segment override reads through that segment, here from a guest device page', async () => {
+    const r = await runGuest(
+      `
+  mov dword ptr ds:[0xfe000100], 0x0a6b6f
+  lgdt [gdtr]
+  mov ax, 0x18
+  mov es, ax
+  mov esi, 0x100
+  mov ecx, 3
+  mov dx, 0x3f8
+  rep outs dx, byte ptr es:[esi]
+  mov ax, 0x10
+  mov es, ax
+${POWEROFF}
+.balign 8
+gdt:
+  .quad 0
+  .quad 0x00cf9b000000ffff
+  .quad 0x00cf93000000ffff
+  .quad 0xfe4093000000ffff
+gdtr:
+  .word 31
+  .long gdt
+`,
+      {
+        guestDevices: [
+          `{ plugin: ${resolve(import.meta.dirname, 'mmio-scratch.ts')}, name: scratch, base: 0xfe000000 }`,
+        ],
+      },
+    );
+    expect(r.stop, JSON.stringify(r.stop)).toMatchObject({ kind: 'poweroff', code: 0 });
+    expect(r.console).toBe('ok\n');
+    expect(r.loaded.stats()['scratch']!['reads']).toBe(3);
   });
 });
