@@ -27,6 +27,11 @@ export const FREQUENCY_LEAF = 0x16;
 export interface CpuidPolicy {
   /** 12 characters, returned in EBX, ECX, EDX of leaf 0x4000_0000. */
   signature: string;
+  /**
+   * CPUID.01H:ECX[21] x2APIC: true (the default) forces it on (the tutorial's x2APIC guest APIC);
+   * false clears it, so the guest drives its APIC through the xAPIC page (the policy's `apic: xapic`).
+   */
+  x2apic?: boolean;
   /** Leaf 0x16 in MHz (EAX base, EBX maximum, ECX bus), or undefined to leave it unreported. */
   frequency?: { baseMhz: number; maxMhz: number; busMhz: number };
 }
@@ -76,6 +81,7 @@ export class GuestCpuid {
   readonly out = new Int32Array(4);
   private readonly sig: [number, number, number];
   private readonly freq: CpuidPolicy['frequency'];
+  private readonly x2apic: boolean;
   /** Answers by slot (see GROUP); `undefined` until first asked. */
   private readonly cache: (Int32Array | undefined)[] = new Array<Int32Array | undefined>(3 * GROUP).fill(
     undefined,
@@ -87,6 +93,7 @@ export class GuestCpuid {
   ) {
     this.sig = signatureDwords(policy.signature);
     this.freq = policy.frequency;
+    this.x2apic = policy.x2apic ?? true;
   }
 
   /** The guest's CPUID for EAX=leaf, ECX=subleaf, in `out` (reused: copy what you keep). */
@@ -134,7 +141,9 @@ export class GuestCpuid {
       // The maximum basic leaf must cover 0x16 when it is reported.
       if (this.freq !== undefined && o[0]! >>> 0 < FREQUENCY_LEAF) o[0] = FREQUENCY_LEAF;
     } else if (leaf === 1) {
-      o[2] = (o[2]! & ~Cpuid1Ecx.VMX) | Cpuid1Ecx.X2APIC | Cpuid1Ecx.HYPERVISOR | 0;
+      o[2] = this.x2apic
+        ? (o[2]! & ~Cpuid1Ecx.VMX) | Cpuid1Ecx.X2APIC | Cpuid1Ecx.HYPERVISOR | 0
+        : (o[2]! & ~(Cpuid1Ecx.VMX | Cpuid1Ecx.X2APIC)) | Cpuid1Ecx.HYPERVISOR | 0;
       o[3] = o[3]! | CPUID1_EDX_APIC;
     }
     return o;

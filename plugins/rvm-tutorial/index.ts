@@ -6,6 +6,9 @@
  * real mode at 0000:8000 and handles every exit (vcpu.ts). It can also load a Multiboot 1 kernel
  * itself (`kernel`), which is how the benchmark kit runs under it.
  *
+ * Guest devices with an MMIO page (guest.devices) are not mapped by EPT: the guest's accesses are
+ * EPT violations that mmio.ts emulates; INS/OUTS are emulated by string-io.ts.
+ *
  * The guest's timer interrupt reaches the vCPU as on real hardware: the emulated local APIC's
  * interrupt is posted to the host's local APIC as a "kick" vector, which makes the running guest
  * exit (external-interrupt exiting); the exit handler then injects the guest's vector.
@@ -44,6 +47,8 @@ import {
   type GuestStart,
 } from './vmcs-setup.js';
 import { Vcpu } from './vcpu.js';
+import { MmioEmulator } from './mmio.js';
+import { StringIo } from './string-io.js';
 
 export { GuestCpuid } from './cpuid.js';
 export { Vcpu, HYPERCALL_EXIT_COUNT } from './vcpu.js';
@@ -58,7 +63,7 @@ const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
 export default definePlugin({
   name: 'rvm-tutorial',
   description:
-    "the RVM tutorial hypervisor's policy: 16 MiB guest through EPT, real-mode vCPU at 0x8000, CPUID/I-O/x2APIC exits, timer injection",
+    "the RVM tutorial hypervisor's policy: 16 MiB guest through EPT, real-mode vCPU at 0x8000, CPUID/I-O/x2APIC exits, MMIO and string I/O emulation, timer injection",
   provides: [Tokens.GuestMemory],
   needs: [Tokens.Cpu, Tokens.Virtualization, Tokens.NestedPaging],
   wants: [Tokens.LocalApic],
@@ -87,6 +92,13 @@ export default definePlugin({
       .optional()
       .describe('a Multiboot 1 kernel to load and start instead of guest.entry (--kernel FILE)'),
     cmdline: z.string().default('').describe('the Multiboot command line (--append ARGS)'),
+    apic: z
+      .enum(['x2apic', 'xapic'])
+      .default('x2apic')
+      .describe(
+        "the guest's local APIC: x2apic (the tutorial: CPUID forces x2APIC, the APIC starts in x2APIC mode) " +
+          'or xapic (CPUID.01H:ECX[21] clear; the guest lapic-timer needs mmio: true, its page emulated through MMIO exits)',
+      ),
   }),
   create(ctx) {
     const s = ctx.settings;
@@ -132,12 +144,25 @@ export default definePlugin({
       },
       {
         signature: s.signature,
+        x2apic: s.apic === 'x2apic',
         ...(s['cpuid-16h']
           ? { frequency: { baseMhz: cpu.model.tscMhz, maxMhz: cpu.model.tscMhz, busMhz: 100 } }
           : {}),
       },
     );
     let kicks = 0;
+    /** Emulation failures end the run like the exit handler's own stops. */
+    const fault = (message: string): void => {
+      ctx.machine.stop({
+        kind: 'fault',
+        message: `${ctx.instanceName}: ${message}`,
+        state: cpu.dumpState(),
+        source: ctx.instanceName,
+      });
+      vmx.stopGuest();
+    };
+    const mmio = new MmioEmulator(vmx, guestBus, hostBus, fault);
+    const stringIo = new StringIo(vmx, guestBus, hostBus, mmio.view, fault);
     const vcpu = new Vcpu({
       vmx,
       guestBus,
@@ -153,6 +178,8 @@ export default definePlugin({
       log: ctx.log,
       source: ctx.instanceName,
       protectedMode: () => (vmx.vmread32(F.GuestCr0) & CR0.PE) !== 0,
+      mmio,
+      stringIo,
     });
 
     let loaded = '';
@@ -192,15 +219,27 @@ export default definePlugin({
           }
           const first = Math.floor(region.base / PAGE) * PAGE;
           const size = alignUp(region.base + region.size, PAGE) - first;
+          // A guest device on the same page would never see the guest's accesses (EPT maps the host's).
+          for (let a = first; a < first + size; a += PAGE) {
+            const own = guestBus.regionAt(a);
+            if (own?.kind === 'mmio') {
+              throw ctx.error(
+                `guest.passthrough: host device "${p.name}" at ${hex(first)} overlaps the MMIO page of guest device ` +
+                  `"${own.name}" at ${hex(own.base)}: remove one of them (the guest device is emulated through MMIO exits)`,
+              );
+            }
+          }
           tables.map(first, first, size, { memType: EptMemType.UC, pageSize: '4K' });
         }
         hostBus.writeBytes(layout.msrBitmap, msrBitmapPage());
 
         // The guest's APIC is an x2APIC from the start (after the machine reset): CPUID forces the
         // x2APIC bit (reference bug 5), so a guest may use the MSRs without setting EXTD itself.
+        // With apic: xapic it stays an enabled xAPIC at its page (SDM 11.4.4), reached by MMIO exits.
         if (apic) {
           apic.writeMsr(IA32_APIC_BASE, 0xfee0_0000 | APIC_BASE_EN, 0);
-          apic.writeMsr(IA32_APIC_BASE, 0xfee0_0000 | APIC_BASE_EN | APIC_BASE_EXTD, 0);
+          if (s.apic === 'x2apic')
+            apic.writeMsr(IA32_APIC_BASE, 0xfee0_0000 | APIC_BASE_EN | APIC_BASE_EXTD, 0);
         }
 
         // Host side: the local APIC takes the kick vector.
@@ -267,13 +306,16 @@ export default definePlugin({
       },
       stats: () => ({
         ...vcpu.stats,
+        ...mmio.stats,
+        ...stringIo.stats,
+        ...Object.fromEntries(Object.entries(mmio.perDevice).map(([k, v]) => [`mmio.${k}`, v])),
         kicks,
         ...(loaded ? { loaded } : {}),
         ramBase: hex(layout.ramBase),
       }),
       describe: () =>
         `guest RAM ${guest.memory / 1048576} MiB at host ${hex(layout.ramBase)} (${s['page-size']} EPT pages), ` +
-        `passthrough ${passthrough.map((p) => `${p.name}@${hex(p.base)}`).join(', ') || 'none'}` +
+        `passthrough ${passthrough.map((p) => `${p.name}@${hex(p.base)}`).join(', ') || 'none'}, ${s.apic} guest APIC` +
         (s.kernel ? `, multiboot kernel ${s.kernel}` : `, entry ${guest.entry.mode} ${hex(guest.entry.ip)}`),
     };
 
@@ -288,7 +330,12 @@ export default definePlugin({
           (e) =>
             `${e.name || EXIT_REASON_NAMES[e.reason]} ${e.count} ${((100 * e.count) / total).toFixed(1)}%`,
         );
-      return `${total} VM exits${top.length ? ` (${top.join(', ')}${st.length > 5 ? ', ...' : ''})` : ''}`;
+      // Emulated MMIO by guest device, and string I/O, when there was any.
+      const mmioDevices = Object.entries(mmio.perDevice).map(([name, n]) => `${name} ${n}`);
+      const extra =
+        (mmioDevices.length ? `; MMIO emulated: ${mmioDevices.join(', ')}` : '') +
+        (stringIo.stats.stringIoExits ? `; string I/O: ${stringIo.stats.stringIoElements} elements` : '');
+      return `${total} VM exits${top.length ? ` (${top.join(', ')}${st.length > 5 ? ', ...' : ''})` : ''}${extra}`;
     }
 
     /** Load a Multiboot 1 kernel into guest RAM with its information structure (Multiboot 3.3). */

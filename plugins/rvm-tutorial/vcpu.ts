@@ -26,6 +26,8 @@ import {
 } from '../../src/x86/vmx.js';
 import type { Vmx } from '../vmx/api.js';
 import type { GuestCpuid } from './cpuid.js';
+import { MmioResult, type MmioEmulator } from './mmio.js';
+import type { StringIo } from './string-io.js';
 import { CR0_MASK, CR4_MASK, IA32_APIC_BASE, X2APIC_FIRST, X2APIC_LAST } from './vmcs-setup.js';
 
 /** The sample guest's hypercall (guests/README.md "ABIs"): RAX = "VMM\0" asks for the exit count. */
@@ -49,6 +51,10 @@ export interface VcpuOptions {
   source: string;
   /** Guest CR0.PE (whether an exception pushes an error code). */
   protectedMode: () => boolean;
+  /** MMIO emulation of the guest devices' pages (mmio.ts); undefined: such violations stop the run. */
+  mmio?: MmioEmulator;
+  /** INS/OUTS emulation (string-io.ts); undefined: string I/O stops the run. */
+  stringIo?: StringIo;
 }
 
 export interface VcpuStats {
@@ -149,8 +155,8 @@ export class Vcpu {
         break;
       case ExitReason.EptViolation:
       case ExitReason.EptMisconfiguration:
-        this.eptViolation(vmx, reason === ExitReason.EptMisconfiguration);
-        return;
+        if (!this.eptViolation(vmx, reason === ExitReason.EptMisconfiguration)) return;
+        break;
       case ExitReason.TripleFault:
         this.fault('guest triple fault (shutdown)');
         return;
@@ -177,6 +183,7 @@ export class Vcpu {
     const size = ((q & IoQual.SIZE_MASK) + 1) as 1 | 2 | 4;
     const port = q >>> IoQual.PORT_SHIFT;
     if (q & IoQual.STRING) {
+      if (this.o.stringIo !== undefined) return this.o.stringIo.handle(q);
       this.fault(
         `string I/O (${q & IoQual.IN ? 'INS' : 'OUTS'}${q & IoQual.REP ? ' with REP' : ''}, port ${hex(port, 4)}, ` +
           `size ${size}) is not emulated by this policy`,
@@ -290,9 +297,15 @@ export class Vcpu {
 
   // ---- EPT violations -------------------------------------------------------------------------
 
-  private eptViolation(vmx: Vmx, misconfig: boolean): void {
-    const gpa = Number(vmx.vmread(F.GuestPhysicalAddress) ?? -1n);
+  /** An EPT violation on a guest device's page is emulated (true: resume); anything else stops. */
+  private eptViolation(vmx: Vmx, misconfig: boolean): boolean {
+    // F.GuestPhysicalAddress + 1: the field's high dword ("high" access encoding, SDM 24.11.2).
+    const gpa = vmx.vmread32(F.GuestPhysicalAddress) + vmx.vmread32(F.GuestPhysicalAddress + 1) * 2 ** 32;
     const q = vmx.exitQualification;
+    if (!misconfig && this.o.mmio !== undefined) {
+      const r = this.o.mmio.handle(gpa, q);
+      if (r !== MmioResult.NotMmio) return r === MmioResult.Emulated;
+    }
     const kind =
       q & EptViolation.INSTRUCTION_FETCH
         ? 'instruction fetch'
@@ -304,13 +317,14 @@ export class Vcpu {
       this.fault(
         `guest ${kind} at GPA ${hex(gpa)} hits emulated MMIO of ${region.name}: MMIO emulation (instruction decoding) is not implemented by this policy`,
       );
-      return;
+      return false;
     }
     this.fault(
       misconfig
         ? `EPT misconfiguration at GPA ${hex(gpa)}`
         : `EPT violation: guest ${kind} at GPA ${hex(gpa)} (qualification ${hex(q)}), which is neither guest RAM nor a passthrough page`,
     );
+    return false;
   }
 
   // ---- interrupts -------------------------------------------------------------------------------

@@ -155,18 +155,22 @@ ${POWEROFF}
     expect(r.policy).toMatchObject({ ioIn: 4, ioOut: 4 }); // the power-off OUT included
   });
 
-  it('stops cleanly at string I/O, naming it', async () => {
+  it('emulates string I/O (REP OUTSB to COM1; the details are in string-io.test.ts)', async () => {
     const r = await runGuest(`
+  mov dword ptr [${RESULTS}], 0x0a6b6f
   mov esi, ${RESULTS}
-  mov ecx, 4
+  mov ecx, 3
   mov dx, 0x3f8
   rep outsb
+  mov [${RESULTS + 4}], ecx
+  mov [${RESULTS + 8}], esi
 ${POWEROFF}
 `);
-    expect(r.stop.kind).toBe('fault');
-    const s = r.stop as { message: string; state?: string };
-    expect(s.message).toContain('string I/O (OUTS with REP, port 0x03f8, size 1)');
-    expect(s.state).toContain('rip=');
+    expect(r.stop).toMatchObject({ kind: 'poweroff', code: 0 });
+    expect(r.console).toBe('ok\n');
+    expect(r.u32(RESULTS + 4)).toBe(0);
+    expect(r.u32(RESULTS + 8)).toBe(RESULTS + 3);
+    expect(r.policy).toMatchObject({ stringIoExits: 1, stringIoElements: 3 });
   });
 });
 
@@ -318,16 +322,40 @@ ${POWEROFF}
     expect(exitCodeFor(r.stop)).toBe(4);
   });
 
-  it('an access to emulated MMIO names the device (no instruction decoding)', async () => {
+  it('an instruction the MMIO emulation does not know stops with its bytes, RIP, GPA and the state', async () => {
     const r = await runGuest(
       `
-  mov eax, [0xfe000000]
+  mov ebx, 0xfe000010
+  add [ebx], eax
 ${POWEROFF}
 `,
       { guestDevices: ['{ plugin: hpet, name: ghpet, base: 0xfe000000 }'] },
     );
     expect(r.stop.kind).toBe('fault');
-    expect((r.stop as { message: string }).message).toContain('GPA 0xfe000000 hits emulated MMIO of ghpet');
+    const s = r.stop as { message: string; state?: string };
+    expect(s.message).toContain('MMIO emulation: instruction 01 03');
+    expect(s.message).toMatch(/at RIP 0x1000[0-9a-f]{2} \(32-bit code\) accessing ghpet at GPA 0xfe000010/);
+    expect(s.state).toContain('rip=');
+    expect(exitCodeFor(r.stop)).toBe(4);
+  });
+
+  it('emulates a read of a guest device page (the guest HPET reads like the host one)', async () => {
+    const r = await runGuest(
+      `
+  mov eax, [0xfed00000]
+  mov [${RESULTS}], eax
+  mov ebx, 0xfe000000
+  mov eax, [ebx]
+  mov [${RESULTS + 4}], eax
+${POWEROFF}
+`,
+      { guestDevices: ['{ plugin: hpet, name: ghpet, base: 0xfe000000 }'] },
+    );
+    expect(r.stop).toMatchObject({ kind: 'poweroff' });
+    // GCAP_ID low dword: passed-through host HPET and emulated guest HPET agree, and it is not all ones.
+    expect(r.u32(RESULTS + 4)).toBe(r.u32(RESULTS));
+    expect(r.u32(RESULTS) >>> 0).not.toBe(0xffffffff);
+    expect(r.policy).toMatchObject({ mmioExits: 1, mmioReads: 1, 'mmio.ghpet': 1 });
   });
 
   it('a triple fault stops with a register dump', async () => {

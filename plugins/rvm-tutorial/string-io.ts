@@ -1,0 +1,176 @@
+/**
+ * String I/O emulation (issue 6): INS and OUTS, with and without REP, to the guest's port devices.
+ * The exit gives the port, size, direction and REP (qualification, SDM Vol. 3C 27.2.1 Table 28-5)
+ * and the address size and OUTS segment (VM-exit instruction information, 27.2.5 Table 28-8).
+ * Each element moves between the port and memory at ES:rDI (INS) or seg:rSI (OUTS), the linear
+ * address going through the guest's paging and EPT (guest-view.ts); rDI/rSI step by the size,
+ * backwards when RFLAGS.DF is set; with REP, rCX counts down (SDM Vol. 2 INS/OUTS, REP).
+ *
+ * A long REP is done in slices of MAX_PER_EXIT elements: RIP stays on the instruction with rCX,
+ * rSI, rDI updated, and the next entry continues it, as a CPU does when an interrupt arrives
+ * between iterations; pending interrupts get their chance in between.
+ */
+import type { Bus } from '../../src/core/bus.js';
+import { hex } from '../../src/core/addresses.js';
+import { RFLAGS, Seg, SEG_NAMES } from '../../src/x86/regs.js';
+import { IoInstrInfo, IoQual, VmcsField as F } from '../../src/x86/vmx.js';
+import type { Vmx } from '../vmx/api.js';
+import type { GuestView } from './guest-view.js';
+import type { Fault } from './mmio.js';
+
+const TWO32 = 2 ** 32;
+/** Elements moved per exit before the instruction is resumed (see the header). */
+export const MAX_PER_EXIT = 4096;
+const SEG_BASE = [F.GuestEsBase, F.GuestCsBase, F.GuestSsBase, F.GuestDsBase, F.GuestFsBase, F.GuestGsBase];
+
+export interface StringIoStats {
+  /** INS/OUTS exits emulated, and the elements they moved. */
+  stringIoExits: number;
+  stringIoElements: number;
+}
+
+export class StringIo {
+  readonly stats: StringIoStats = { stringIoExits: 0, stringIoElements: 0 };
+  private readonly buf = new Uint8Array(4);
+
+  constructor(
+    private readonly vmx: Vmx,
+    private readonly guestBus: Bus,
+    private readonly hostBus: Bus,
+    private readonly view: GuestView,
+    private readonly fault: Fault,
+  ) {}
+
+  /** Emulate the INS/OUTS of the current I/O exit. False when the run stops. */
+  handle(q: number): boolean {
+    const vmx = this.vmx;
+    const view = this.view;
+    const size = ((q & IoQual.SIZE_MASK) + 1) as 1 | 2 | 4;
+    const port = q >>> IoQual.PORT_SHIFT;
+    const input = (q & IoQual.IN) !== 0;
+    const rep = (q & IoQual.REP) !== 0;
+    const info = vmx.vmread32(F.VmExitInstructionInfo);
+    const asz = (info >>> IoInstrInfo.ADDRESS_SIZE_SHIFT) & 7; // 0: 16, 1: 32, 2: 64 bits
+    const seg = input ? Seg.ES : (info >>> IoInstrInfo.SEGMENT_SHIFT) & 7;
+    if (asz > 2 || seg > Seg.GS) {
+      this.fault(`string I/O: VM-exit instruction information ${hex(info)} is invalid`);
+      return false;
+    }
+    view.refresh();
+    const code = view.codeSize();
+    const reg = input ? 7 : 6; // rDI or rSI
+    const down = (vmx.vmread32(F.GuestRflags) & RFLAGS.DF) !== 0;
+    const step = down ? -size : size;
+
+    let count = 1;
+    if (rep) {
+      count = asz === 2 ? Number(vmx.getGpr(1)) : asz === 1 ? vmx.getGpr32(1) : vmx.getGpr32(1) & 0xffff;
+      if (count === 0) {
+        vmx.advanceRip();
+        this.stats.stringIoExits++;
+        return true;
+      }
+    }
+    const todo = Math.min(count, MAX_PER_EXIT);
+    // Offset as a double: exact for 16/32-bit address sizes; a 64-bit rSI/rDI is split below.
+    let offLo = vmx.getGpr32(reg);
+    let offHi = asz === 2 ? Number(vmx.getGpr(reg) >> 32n) : 0;
+    if (asz === 0) offLo &= 0xffff;
+    const segBase = code === 64 ? (seg >= Seg.FS ? (vmx.vmread(SEG_BASE[seg]!) ?? 0n) : 0n) : 0n;
+    const segBase32 = code === 64 ? 0 : vmx.vmread32(SEG_BASE[seg]!);
+    const buf = this.buf;
+    let done = 0;
+    for (; done < todo; done++) {
+      // The element's linear address.
+      let linLo: number;
+      let linHi: number;
+      if (code === 64) {
+        const lin = (((BigInt(offHi) << 32n) | BigInt(offLo >>> 0)) + segBase) & ((1n << 64n) - 1n);
+        linLo = Number(lin & 0xffff_ffffn);
+        linHi = Number(lin >> 32n);
+      } else {
+        linLo = (segBase32 + offLo) % TWO32;
+        linHi = 0;
+      }
+      if (input) {
+        const v = this.guestBus.ioRead(port, size);
+        buf[0] = v;
+        buf[1] = v >>> 8;
+        buf[2] = v >>> 16;
+        buf[3] = v >>> 24;
+        if (!this.copy(linLo, linHi, size, true)) break;
+      } else {
+        if (!this.copy(linLo, linHi, size, false)) break;
+        const v = buf[0]! | (buf[1]! << 8) | (buf[2]! << 16) | (buf[3]! << 24);
+        this.guestBus.ioWrite(port, size, size === 4 ? v >>> 0 : v & (size === 1 ? 0xff : 0xffff));
+      }
+      // rSI/rDI += step, wrapped to the address size.
+      if (asz === 2) {
+        let lo = offLo + step;
+        let hi = offHi;
+        if (lo >= TWO32) {
+          lo -= TWO32;
+          hi = (hi + 1) >>> 0;
+        } else if (lo < 0) {
+          lo += TWO32;
+          hi = (hi - 1) >>> 0;
+        }
+        offLo = lo;
+        offHi = hi;
+      } else offLo = (offLo + step) & (asz === 1 ? 0xffff_ffff : 0xffff);
+      offLo >>>= 0;
+    }
+    const failed = done < todo;
+    // Registers as the instruction leaves them (a 16-bit address size changes only SI/DI/CX).
+    if (asz === 2) vmx.setGpr(reg, (BigInt(offHi) << 32n) | BigInt(offLo));
+    else vmx.setGprPart(reg, asz === 1 ? 4 : 2, offLo);
+    if (rep) {
+      const left = count - done;
+      if (asz === 2) vmx.setGpr(1, BigInt(left));
+      else vmx.setGprPart(1, asz === 1 ? 4 : 2, left);
+    }
+    this.stats.stringIoExits++;
+    this.stats.stringIoElements += done;
+    if (failed) {
+      this.fault(
+        `string I/O (${input ? 'INS' : 'OUTS'}${rep ? ' with REP' : ''}, port ${hex(port, 4)}, size ${size}): ` +
+          `the memory operand at ${SEG_NAMES[seg]}:${hex(offHi * TWO32 + offLo)} cannot be reached: ${view.describeFailure()}`,
+      );
+      return false;
+    }
+    // Done when the count ran out (or no REP); otherwise RIP stays and the next entry goes on.
+    // RIP is written back explicitly: the CPU model resumes past an instruction exit unless the
+    // handler writes RIP (it continues from its own fetch position otherwise).
+    if (!rep || done === count) vmx.advanceRip();
+    else vmx.vmwrite(F.GuestRip, vmx.vmread(F.GuestRip) ?? 0n);
+    return true;
+  }
+
+  /** Copy buf[0..size) to (write) or from guest memory at linear (lo, hi), byte by byte across pages. */
+  private copy(lo: number, hi: number, size: number, write: boolean): boolean {
+    const view = this.view;
+    for (let i = 0; i < size; i++) {
+      // Translate the first byte and any byte that starts a new page.
+      let l = lo + i;
+      let h = hi;
+      if (l >= TWO32) {
+        l -= TWO32;
+        h = (h + 1) >>> 0;
+      }
+      const gpa = view.linearToGpa(l, h);
+      if (gpa < 0) return false;
+      const hpa = view.eptTranslate(gpa);
+      if (hpa >= 0) {
+        if (write) this.hostBus.write(hpa, 1, this.buf[i]!);
+        else this.buf[i] = this.hostBus.read(hpa, 1);
+        continue;
+      }
+      // Not guest RAM: a guest device's MMIO page (the access goes to the device), else a stop.
+      const region = this.guestBus.regionAt(gpa);
+      if (region?.kind !== 'mmio') return false;
+      if (write) region.device.mmioWrite(gpa - region.base, 1, this.buf[i]!);
+      else this.buf[i] = region.device.mmioRead(gpa - region.base, 1);
+    }
+    return true;
+  }
+}
