@@ -203,10 +203,13 @@ export default definePlugin({
         }
       },
       start() {
-        // Zero guest RAM: the guest sees fresh memory whatever the host RAM held.
+        // Zero guest RAM: the guest sees fresh memory whatever the host RAM held. Only pages that
+        // are not zero already are written: host RAM is fresh (untouched, not yet backed by the
+        // host OS) on a normal start, and filling all of it costs ~0.3 s and its whole size in RSS.
         const r = ram();
-        r.data.fill(0, layout.ramBase - r.base, layout.ramBase - r.base + guest.memory);
-        hostBus.noteRamWrite(r, layout.ramBase - r.base, guest.memory);
+        zeroPages(r.data, layout.ramBase - r.base, guest.memory, (off, len) =>
+          hostBus.noteRamWrite(r, off, len),
+        );
         ctx.log.info('Starting virtualization...');
 
         // EPT: guest RAM write-back, the passthrough pages 1:1 uncached, nothing else.
@@ -409,4 +412,22 @@ function checkDiskImages(ctx: {
       );
     });
   });
+}
+
+/** Zero the 4 KiB pages of data[off, off+size) that hold a non-zero byte; `written` is told of each. */
+export function zeroPages(
+  data: Uint8Array,
+  off: number,
+  size: number,
+  written: (off: number, len: number) => void,
+): void {
+  const words = new Int32Array(data.buffer, data.byteOffset + off, size >>> 2);
+  for (let p = 0; p < words.length; p += 1024) {
+    const end = Math.min(p + 1024, words.length);
+    let w = p;
+    while (w < end && words[w] === 0) w++;
+    if (w === end) continue;
+    words.fill(0, p, end);
+    written(off + p * 4, (end - p) * 4);
+  }
 }
