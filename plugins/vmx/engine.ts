@@ -7,12 +7,14 @@
 import type { NestedPaging } from '../../src/core/nested-paging.js';
 import type { VirtualClock, Timer } from '../../src/core/clock.js';
 import { SegAttr } from '../../src/x86/descriptor.js';
+import { EptViolation as EptQual } from '../../src/x86/ept.js';
 import { EventType, Vector } from '../../src/x86/exceptions.js';
 import { CR0, CR4, EFER, RFLAGS } from '../../src/x86/regs.js';
 import {
   ActivityState,
   CrQual,
   DrQual,
+  DtInstrInfo,
   EXIT_REASON_ENTRY_FAILURE,
   EXIT_REASON_NAMES,
   EntryCtl,
@@ -37,6 +39,7 @@ import type { X86_64 } from '../x86-64/cpu.js';
 import type {
   CpuidEvent,
   CrAccessEvent,
+  DescriptorTableEvent,
   DrAccessEvent,
   ExceptionEvent,
   InvlpgEvent,
@@ -138,7 +141,19 @@ export class VmxEngine implements Vmx {
   private entryFailureCount = 0;
   private timing = false;
   private trace: ((r: ExitTraceRecord) => void) | null = null;
-  private readonly traceRec: ExitTraceRecord = { reason: 0, qualification: 0, rip: 0 };
+  private readonly traceRec: ExitTraceRecord = {
+    reason: 0,
+    qualification: 0,
+    rip: 0,
+    instructionLength: 0,
+    instructionInfo: -1,
+    guestLinear: -1,
+    guestPhysical: -1,
+    interruptionInfo: 0,
+    interruptionErrorCode: -1,
+    idtVectoringInfo: 0,
+    idtVectoringErrorCode: -1,
+  };
 
   constructor(o: EngineOptions) {
     this.cpu = o.cpu;
@@ -581,6 +596,8 @@ export class VmxEngine implements Vmx {
     h.crAccess = this.onCr;
     h.drAccess = proc & ProcCtl.MovDrExiting ? this.onDr : null;
     h.invlpg = proc & ProcCtl.InvlpgExiting ? this.onInvlpg : null;
+    h.rdtsc = proc & ProcCtl.RdtscExiting ? this.onRdtsc : null;
+    h.descriptorTable = this.proc2 & Proc2Ctl.DescriptorTableExiting ? this.onDescriptorTable : null;
     // #PF with a mask/match that can mismatch exits even when bit 14 is clear (SDM 25.2).
     const pfAlways = this.excBitmap & (1 << Vector.PF) || this.pfMask !== 0 || this.pfMatch !== 0;
     h.exceptionBitmap = (this.excBitmap | (pfAlways ? 1 << Vector.PF : 0)) >>> 0;
@@ -729,13 +746,7 @@ export class VmxEngine implements Vmx {
     this._inGuest = false;
     const r = reason & 0xffff;
     this.counts[r]++;
-    if (this.trace !== null) {
-      const t = this.traceRec;
-      t.reason = reason >>> 0;
-      t.qualification = qual;
-      t.rip = cpu.rip;
-      this.trace(t);
-    }
+    if (this.trace !== null) this.traceExit(reason, qual, cpu.rip);
     const h = this.handler;
     if (h === null) {
       this.onFatal(`VM exit ${EXIT_REASON_NAMES[r] ?? r} with no exit handler`);
@@ -751,6 +762,39 @@ export class VmxEngine implements Vmx {
     if (!this.stopRequested) this.resumeAfterExit();
     else cpu.requestExit();
     return true;
+  }
+
+  /** The exit information fields valid for this exit (SDM 27.2), for --trace exits. */
+  private traceExit(reason: number, qual: number, rip: number): void {
+    const t = this.traceRec;
+    const lo = this.vmcs.lo;
+    const hi = this.vmcs.hi;
+    const r = reason & 0xffff;
+    const failed = (reason & EXIT_REASON_ENTRY_FAILURE) !== 0;
+    t.reason = reason >>> 0;
+    t.qualification = qual;
+    t.rip = rip;
+    t.instructionLength = failed ? 0 : lo[S_ILEN]! >>> 0;
+    const stringIo = r === ExitReason.IoInstruction && (qual & IoQual.STRING) !== 0;
+    t.instructionInfo =
+      !failed && (stringIo || r === ExitReason.GdtrIdtrAccess || r === ExitReason.LdtrTrAccess)
+        ? lo[S_IINFO]! >>> 0
+        : -1;
+    const ept = r === ExitReason.EptViolation || r === ExitReason.EptMisconfiguration;
+    t.guestLinear =
+      !failed && (stringIo || (r === ExitReason.EptViolation && qual & EptQual.LINEAR_VALID))
+        ? fromHalves(lo[S_GLA]!, hi[S_GLA]!)
+        : -1;
+    t.guestPhysical = !failed && ept ? (hi[S_GPA]! >>> 0) * TWO32 + (lo[S_GPA]! >>> 0) : -1;
+    const intr = !failed && (r === ExitReason.ExceptionOrNmi || r === ExitReason.ExternalInterrupt);
+    t.interruptionInfo = intr ? lo[S_INTR]! >>> 0 : 0;
+    t.interruptionErrorCode = intr && lo[S_INTR]! & IntrInfo.DELIVER_ERROR_CODE ? lo[S_INTR_ERR]! >>> 0 : -1;
+    t.idtVectoringInfo = failed ? 0 : lo[S_IDT]! >>> 0;
+    t.idtVectoringErrorCode =
+      !failed && lo[S_IDT]! & IntrInfo.VALID && lo[S_IDT]! & IntrInfo.DELIVER_ERROR_CODE
+        ? lo[S_IDT_ERR]! >>> 0
+        : -1;
+    this.trace!(t);
   }
 
   private resumeAfterExit(): void {
@@ -769,6 +813,7 @@ export class VmxEngine implements Vmx {
         return;
       }
       this.counts[r.exitReason & 0xffff]++;
+      if (this.trace !== null) this.traceExit(r.exitReason, r.qualification, this.cpu.rip);
       this.stopRequested = false;
       this.handler?.(this);
       if (this.stopRequested) {
@@ -951,6 +996,31 @@ export class VmxEngine implements Vmx {
   private readonly onInvlpg = (e: InvlpgEvent): boolean => {
     const a = this.cpu.canonicalOf(e.address);
     return this.vmexit(ExitReason.Invlpg, a, e.length);
+  };
+
+  /** RDTSC exiting (25.1.3); RDTSCP exits with it as reason 51 (RDTSCP itself is enabled by proc2). */
+  private readonly onRdtsc = (aux: boolean, length: number): boolean =>
+    this.vmexit(aux ? ExitReason.Rdtscp : ExitReason.Rdtsc, 0, length);
+
+  /** Descriptor-table exiting: instruction information per 27.2.5, displacement as qualification. */
+  private readonly onDescriptorTable = (e: DescriptorTableEvent): boolean => {
+    const asz = e.addressSize === 2 ? 0 : e.addressSize === 4 ? 1 : 2;
+    let info = (asz << DtInstrInfo.ADDRESS_SIZE_SHIFT) | (e.identity << DtInstrInfo.IDENTITY_SHIFT);
+    if (e.reg >= 0) info |= DtInstrInfo.REGISTER | (e.reg << DtInstrInfo.REG1_SHIFT);
+    else {
+      info |=
+        e.scale |
+        (e.segment << DtInstrInfo.SEGMENT_SHIFT) |
+        (e.index >= 0 ? e.index << DtInstrInfo.INDEX_SHIFT : DtInstrInfo.INDEX_INVALID) |
+        (e.base >= 0 ? e.base << DtInstrInfo.BASE_SHIFT : DtInstrInfo.BASE_INVALID);
+    }
+    if (!e.ldtrTr && e.operandSize !== 2) info |= DtInstrInfo.OPERAND_SIZE_32;
+    this.vmcs.lo[S_IINFO] = info | 0;
+    return this.vmexit(
+      e.ldtrTr ? ExitReason.LdtrTrAccess : ExitReason.GdtrIdtrAccess,
+      e.reg >= 0 ? 0 : e.displacement,
+      e.length,
+    );
   };
 
   private readonly onDr = (e: DrAccessEvent): boolean =>
