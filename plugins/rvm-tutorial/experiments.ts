@@ -12,9 +12,13 @@ import { hex } from '../../src/core/addresses.js';
 import { CONTRIBUTORY_MASK, EventType, Vector } from '../../src/x86/exceptions.js';
 import { EptViolation } from '../../src/x86/ept.js';
 import {
+  ActivityState,
   CrQual,
   ExitReason,
+  Interruptibility,
   IntrInfo,
+  IoInstrInfo,
+  IoQual,
   PinCtl,
   Proc2Ctl,
   ProcCtl,
@@ -57,6 +61,8 @@ export interface ExperimentSettings {
   eptProtect: readonly EptProtect[];
   /** On a violation of a protected page: stop the run, or lift the page's protection and resume. */
   eptViolation: 'stop' | 'unprotect';
+  /** INS/OUTS: stop the run (the tutorial), or perform them (guest paging off). */
+  stringIo: 'fault' | 'emulate';
 }
 
 export const EXIT_SWITCH_NAMES: readonly (keyof ExitSwitches)[] = [
@@ -113,6 +119,7 @@ export interface ExperimentStats {
   eptProtectViolations: number;
   eptUnprotected: number;
   vectoringReinjected: number;
+  stringIo: number;
 }
 
 /** What the policy lends the experiments (index.ts). */
@@ -133,6 +140,15 @@ export interface ExperimentHost {
   /** The primary processor-based controls as the policy keeps them, and a way to change them. */
   primaryControls(): number;
   setPrimaryControls(proc: number): void;
+  /** Guest RAM by guest-physical address (undefined outside RAM). */
+  guestRam(gpa: number, size: number): Uint8Array | undefined;
+  /** Tell the machine guest RAM changed behind the CPU's back (its decoded-code caches). */
+  guestRamWritten(gpa: number, size: number): void;
+  /** The guest's port I/O. */
+  ioRead(port: number, size: 1 | 2 | 4): number;
+  ioWrite(port: number, size: 1 | 2 | 4, value: number): void;
+  /** Guest CR0.PG. */
+  paging(): boolean;
   /** Whether the guest uses 64-bit mode (RDTSC results, CR3 stores are 64-bit there). */
   longMode(): boolean;
   log: { info(m: string): void; warn(m: string): void };
@@ -141,6 +157,8 @@ export interface ExperimentHost {
 }
 
 const PAGE = 4096;
+/** RFLAGS.DF. */
+const RFLAGS_DF = 1 << 10;
 
 export class Experiments {
   readonly stats: ExperimentStats = {
@@ -160,6 +178,7 @@ export class Experiments {
     eptProtectViolations: 0,
     eptUnprotected: 0,
     vectoringReinjected: 0,
+    stringIo: 0,
   };
   /** Monitor-trap exits still wanted (the `monitor-trap` setting counts down). */
   private mtfLeft: number;
@@ -216,6 +235,8 @@ export class Experiments {
         return this.exception(vmx);
       case ExitReason.EptViolation:
         return this.eptViolation(vmx);
+      case ExitReason.IoInstruction:
+        return this.s.stringIo === 'emulate' ? this.stringIo(vmx) : undefined;
       default:
         return undefined;
     }
@@ -227,7 +248,65 @@ export class Experiments {
   private hlt(vmx: Vmx): boolean {
     this.stats.hlt++;
     vmx.advanceRip();
-    vmx.vmwrite(F.GuestActivityState, 1);
+    // The STI/MOV SS shadow covered HLT and ends with it; HLT activity with it would be invalid (26.3.1.5).
+    const intr = vmx.vmread32(F.GuestInterruptibilityState);
+    if (intr & (Interruptibility.BlockingBySti | Interruptibility.BlockingByMovSs))
+      vmx.vmwrite(
+        F.GuestInterruptibilityState,
+        intr & ~(Interruptibility.BlockingBySti | Interruptibility.BlockingByMovSs),
+      );
+    vmx.vmwrite(F.GuestActivityState, ActivityState.Hlt);
+    return true;
+  }
+
+  /**
+   * INS/OUTS (REP: ECX elements) with guest paging off, so the guest-linear address of the exit
+   * (27.2.1) is the guest-physical one. Address size from the instruction information (27.2.5).
+   */
+  private stringIo(vmx: Vmx): boolean | undefined {
+    const q = vmx.exitQualification;
+    if (!(q & IoQual.STRING)) return undefined;
+    const size = ((q & IoQual.SIZE_MASK) + 1) as 1 | 2 | 4;
+    const port = q >>> IoQual.PORT_SHIFT;
+    const input = (q & IoQual.IN) !== 0;
+    const rep = (q & IoQual.REP) !== 0;
+    if (this.host.paging()) {
+      this.host.fault(
+        `string I/O at port ${hex(port, 4)} with guest paging on is not emulated by this policy`,
+      );
+      return false;
+    }
+    const asz = (vmx.vmread32(F.VmExitInstructionInfo) >>> IoInstrInfo.ADDRESS_SIZE_SHIFT) & 7;
+    const mask = asz === 0 ? 0xffff : 0xffff_ffff;
+    const reg = input ? 7 : 6;
+    const down = (vmx.vmread32(F.GuestRflags) & RFLAGS_DF) !== 0;
+    let count = rep ? vmx.getGpr32(1) & mask : 1;
+    let lin = Number(vmx.vmread(F.GuestLinearAddress) ?? 0n);
+    let off = vmx.getGpr32(reg) & mask;
+    this.stats.stringIo++;
+    while (count > 0) {
+      const mem = this.host.guestRam(lin, size);
+      if (mem === undefined) {
+        this.host.fault(`string I/O at port ${hex(port, 4)}: guest address ${hex(lin)} is not guest RAM`);
+        return false;
+      }
+      if (input) {
+        const v = this.host.ioRead(port, size);
+        for (let i = 0; i < size; i++) mem[i] = (v >>> (8 * i)) & 0xff;
+        this.host.guestRamWritten(lin, size);
+      } else {
+        let v = 0;
+        for (let i = 0; i < size; i++) v |= mem[i]! << (8 * i);
+        this.host.ioWrite(port, size, v >>> 0);
+      }
+      const step = down ? -size : size;
+      lin += step;
+      off = (off + step) & mask;
+      count--;
+    }
+    vmx.setGprPart(reg, asz === 0 ? 2 : 4, off >>> 0);
+    if (rep) vmx.setGprPart(1, asz === 0 ? 2 : 4, 0);
+    vmx.advanceRip();
     return true;
   }
 

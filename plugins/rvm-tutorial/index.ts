@@ -150,6 +150,12 @@ export default definePlugin({
       .describe(
         'experiment: on an EPT violation in an ept-protect range, stop the run, or lift the page protection and resume',
       ),
+    'string-io': z
+      .enum(['fault', 'emulate'])
+      .default('fault')
+      .describe(
+        'experiment: INS/OUTS stop the run (the tutorial), or the policy performs them (guest paging off)',
+      ),
     controls: z
       .enum(['adjusted', 'as-desired'])
       .default('adjusted')
@@ -239,6 +245,7 @@ export default definePlugin({
       pfErrorCodeMatch: s['pf-error-code-match'],
       eptProtect: s['ept-protect'],
       eptViolation: s['ept-violation'],
+      stringIo: s['string-io'],
     };
     for (const [i, p] of exp.eptProtect.entries()) {
       if (p.gpa % PAGE !== 0 || p.size % PAGE !== 0 || p.gpa + p.size > guest.memory)
@@ -260,7 +267,8 @@ export default definePlugin({
       exp.exceptionBitmap.length > 0 ||
       exp.pfErrorCodeMask !== 0 ||
       exp.pfErrorCodeMatch !== 0 ||
-      exp.eptProtect.length > 0;
+      exp.eptProtect.length > 0 ||
+      exp.stringIo === 'emulate';
     let tables: ReturnType<typeof nested.createTables> | undefined;
     let eptp = 0;
     const experiments = experimentsOn
@@ -282,6 +290,19 @@ export default definePlugin({
           primaryControls: () => vcpu.primaryControls,
           setPrimaryControls: (p) => vcpu.changePrimaryControls(p),
           longMode: () => cpu.lma,
+          paging: () => (cpu.cr0 & CR0.PG) !== 0,
+          guestRam: (gpa, size) => {
+            if (gpa < 0 || gpa + size > guest.memory) return undefined;
+            const r = ram();
+            const at = layout.ramBase - r.base + gpa;
+            return r.data.subarray(at, at + size);
+          },
+          guestRamWritten: (gpa, size) => {
+            const r = ram();
+            hostBus.noteRamWrite(r, layout.ramBase - r.base + gpa, size);
+          },
+          ioRead: (port, size) => guestBus.ioRead(port, size),
+          ioWrite: (port, size, v) => guestBus.ioWrite(port, size, v),
           log: ctx.log,
           fault: (message) => {
             ctx.machine.stop({

@@ -207,6 +207,8 @@ export class Vcpu {
     const size = ((q & IoQual.SIZE_MASK) + 1) as 1 | 2 | 4;
     const port = q >>> IoQual.PORT_SHIFT;
     if (q & IoQual.STRING) {
+      const x = this.experiments?.handle(vmx, ExitReason.IoInstruction);
+      if (x !== undefined) return x;
       this.fault(
         `string I/O (${q & IoQual.IN ? 'INS' : 'OUTS'}${q & IoQual.REP ? ' with REP' : ''}, port ${hex(port, 4)}, ` +
           `size ${size}) is not emulated by this policy`,

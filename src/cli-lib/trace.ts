@@ -71,7 +71,8 @@ export function startTrace(
   };
 }
 
-const hex = (n: number): string => `0x${n.toString(16)}`;
+/** Hex of a 64-bit field held as a number: negative values (sign-extended) print as 64-bit two's complement. */
+const hex = (n: number): string => `0x${(n < 0 ? BigInt.asUintN(64, BigInt(n)) : n).toString(16)}`;
 
 /**
  * One exit as text: reason name, qual=, rip=, then only the fields valid for it. A record without
