@@ -168,7 +168,7 @@ static void except(void) {
   print_fault("read 0x40000000", probe(read_unmapped, 0x40000000));
   print_fault("write 0x40001000", probe(write_unmapped, 0x40001000));
   print_fault("int3", probe(do_int3, 0));
-  printf_("int3 eip after: %s\n", *(u8 *)(last.eip - 1) == 0xcc ? "yes" : "no");
+  printf_("int3 eip after: %s (0x%x)\n", *(u8 *)(last.eip - 1) == 0xcc ? "yes" : "no", last.eip);
   print_fault("ud2", probe(do_ud2, 0));
   print_fault("mov fs, 0x1238", probe(bad_selector, 0x1238));
 }

@@ -134,6 +134,8 @@ export class VmxEngine implements Vmx {
   private dErr = -1;
   private dLen = 0;
   private dFirst = false;
+  /** The exception VM entry injected, (type << 8) | vector, until delivered: not in the bitmap's reach. */
+  private injException = -1;
 
   // ---- statistics ----
   private readonly counts = new Float64Array(72);
@@ -672,6 +674,8 @@ export class VmxEngine implements Vmx {
       type === EventType.PrivilegedSoftwareException;
     // Software events return past the instruction: RIP + length is what the handler sees (SDM 26.6.1.3).
     if (soft) this.cpu.rip = this.cpu.rip + len;
+    // An injected exception is delivered without consulting the exception bitmap (SDM 26.6.1.1).
+    this.injException = type >= EventType.HardwareException ? (type << 8) | (info & 0xff) : -1;
     this.cpu.injectEvent(info & 0xff, type as EventType, err, soft ? len : 0);
   }
 
@@ -700,6 +704,7 @@ export class VmxEngine implements Vmx {
    */
   private vmexit(reason: number, qual: number, ilen: number): boolean {
     const v = this.vmcs;
+    this.injException = -1;
     const lo = v.lo;
     lo[S_REASON] = reason;
     lo[S_QUAL] = qual | 0;
@@ -1128,6 +1133,10 @@ export class VmxEngine implements Vmx {
 
   private readonly onException = (e: ExceptionEvent): boolean => {
     const vec = e.vector;
+    if (this.injException >= 0 && this.injException === ((e.type << 8) | vec)) {
+      this.injException = -1;
+      return false;
+    }
     if (vec === Vector.PF) {
       // 25.2: the bitmap bit decides when (PFEC & mask) == match, the opposite otherwise.
       const bit = (this.excBitmap >>> Vector.PF) & 1;
@@ -1141,6 +1150,8 @@ export class VmxEngine implements Vmx {
     // The intercepted event itself is not "being delivered"; an earlier one is (IDT vectoring).
     if (this.dFirst) this.dVec = -1;
     const qual = vec === Vector.PF ? e.address : 0;
+    // INT3/INTO/INT1: the saved RIP references the instruction itself (SDM 27.3.3), not the next one.
+    if (e.length > 0) this.cpu.rip = this.cpu.ip0;
     return this.vmexit(ExitReason.ExceptionOrNmi, qual, e.length);
   };
 
@@ -1170,7 +1181,11 @@ export class VmxEngine implements Vmx {
   private readonly onTranslate = (r: TranslateRequest): number => {
     const n = this.nested!;
     const hpa = n.translate(this.eptp, r);
-    if (hpa >= 0) return hpa;
+    if (hpa >= 0) {
+      const last = n.last;
+      if (last !== undefined && (last.perms & 2) === 0) r.writable = false;
+      return hpa;
+    }
     const lv = n.lastViolation;
     const v = this.vmcs;
     v.lo[S_GPA] = (lv.gpa % TWO32) | 0;
@@ -1181,8 +1196,10 @@ export class VmxEngine implements Vmx {
       v.hi[S_GLA] = Math.floor(lin / TWO32) | 0;
     }
     v.lo[S_INTR] = 0;
-    // The instruction did not complete: the guest resumes at it.
-    this.cpu.rip = this.cpu.ip0;
+    // The instruction did not complete: the guest resumes at it. During event delivery RIP already
+    // is where the event returns to; a software interrupt's is past the INT: back to it (27.3.3).
+    if (this.dVec < 0) this.cpu.rip = this.cpu.ip0;
+    else if (this.dType >= EventType.SoftwareInterrupt) this.cpu.rip = this.cpu.rip - this.dLen;
     this.vmexit(lv.misconfig ? ExitReason.EptMisconfiguration : ExitReason.EptViolation, lv.qualification, 0);
     return -1;
   };

@@ -113,6 +113,11 @@ export interface TranslateRequest {
   fetch: boolean;
   /** A paging-structure access done by the CPU's own page walk. */
   walk: boolean;
+  /**
+   * Output: whether the second stage also allows writes to this page (a read may not cache a
+   * translation that a later write would use). The CPU sets it true before calling the hook.
+   */
+  writable?: boolean;
 }
 
 export interface CpuHooks {

@@ -792,15 +792,10 @@ export class X86Cpu extends CpuSystem {
       this.halted = true;
       return true;
     }
-    if (this.injVector >= 0) {
-      const v = this.injVector;
-      this.injVector = -1;
-      this.halted = false;
-      this.raiseException(v, this.injError, this.injType, this.injLength);
-      this.invalidateFetch();
-    }
+    this.deliverInjected();
     if (this.hooks.boundary !== null && this.hooks.boundary()) {
       this.invalidateFetch();
+      this.deliverInjected();
       return this.exitReq || this.halted;
     }
     if (this.shadow > 0) {
@@ -816,6 +811,7 @@ export class X86Cpu extends CpuSystem {
       if (this.fl & RFLAGS.IF) {
         if (this.hooks.interruptWindow !== null && this.hooks.interruptWindow()) {
           this.invalidateFetch();
+          this.deliverInjected();
           return this.exitReq || this.halted;
         }
         const ic = this.intc;
@@ -825,7 +821,7 @@ export class X86Cpu extends CpuSystem {
             this.syncClock();
             const v = ic.acknowledgeInterrupt();
             this.raiseException(v & 0xff, -1, EventType.External, 0);
-          }
+          } else this.deliverInjected();
           this.invalidateFetch();
         }
       }
@@ -835,6 +831,21 @@ export class X86Cpu extends CpuSystem {
       return true;
     }
     return this.halted;
+  }
+
+  /**
+   * VM-entry event injection (injectEvent) is delivered before the next instruction, also when the
+   * entry happened at this boundary (a VM exit taken here), and again when a VM exit during the
+   * delivery injected it anew (IDT-vectoring re-injection).
+   */
+  private deliverInjected(): void {
+    while (this.injVector >= 0) {
+      const v = this.injVector;
+      this.injVector = -1;
+      this.halted = false;
+      this.raiseException(v, this.injError, this.injType, this.injLength);
+      this.invalidateFetch();
+    }
   }
 
   requestExit(): void {
