@@ -10,7 +10,7 @@ import { EventType, Vector } from '../../../src/x86/exceptions.js';
 import { EptViolation as EptQual } from '../../../src/x86/ept.js';
 import { CrQual, DrQual, DtInstrInfo, IntrInfo, IoQual } from '../../../src/x86/vmx.js';
 import { KICK_VECTOR } from '../../../plugins/rvm-tutorial/index.js';
-import { PASS_STATUS, named, runScenario, type Exit, type VmxRun } from './helpers.js';
+import { KERNEL64, PASS_STATUS, named, runScenario, type Exit, type VmxRun } from './helpers.js';
 
 const intr = (type: number, vector: number, err = false) =>
   (IntrInfo.VALID | (type << IntrInfo.TYPE_SHIFT) | vector | (err ? IntrInfo.DELIVER_ERROR_CODE : 0)) >>> 0;
@@ -142,6 +142,38 @@ describe('vmxtests exits.elf: instructions the policy performs for the guest', (
     expect(after.rip).toBe(hlt.rip + 1);
     expect(named(r, 'InterruptWindow').length).toBeGreaterThanOrEqual(1);
     expect(r.policy.injected).toBe(2);
+  });
+});
+
+describe('vmxtests exits64.bin: MOV CR8, MOV CR3 and SGDT in 64-bit mode', () => {
+  it('CR8 is the guest TPR[7:4]; a reserved CR8 bit is #GP; CR3 and SGDT carry 64 bits', async () => {
+    const r = await runScenario(
+      '',
+      [
+        'vmm.policy.exits={cr8-load: true, cr8-store: true, cr3-load: true, cr3-store: true, descriptor-table: true}',
+      ],
+      KERNEL64,
+    );
+    passed(r);
+    for (const line of ['cr8: 0x5, tpr 0x50', 'mov cr8, 0x10: #GP err=0x0', 'cr3: pml4', 'sgdt: base gdt'])
+      expect(r.console).toContain(`${line}\n`);
+    const cr8 = named(r, 'CrAccess')
+      .map((e) => Number(e.qual))
+      .filter((q) => (q & CrQual.CR_MASK) === 8);
+    // MOV to CR8 (5), MOV from CR8, MOV to CR8 (0), MOV to CR8 (0x10: #GP, the policy injects it).
+    expect(cr8.map((q) => (q >>> CrQual.ACCESS_SHIFT) & 3)).toEqual([
+      CrQual.AccessMovToCr,
+      CrQual.AccessMovFromCr,
+      CrQual.AccessMovToCr,
+      CrQual.AccessMovToCr,
+    ]);
+    expect(r.policy).toMatchObject({ cr8Load: 3, cr8Store: 1 });
+    // SGDT in 64-bit mode: 64-bit address size (2) in the instruction information.
+    const sgdt = named(r, 'GdtrIdtrAccess').filter(
+      (e) => ((e.info! >>> DtInstrInfo.IDENTITY_SHIFT) & 3) === 0,
+    );
+    expect(sgdt).toHaveLength(1);
+    expect((sgdt[0]!.info! >>> DtInstrInfo.ADDRESS_SIZE_SHIFT) & 7).toBe(2);
   });
 });
 

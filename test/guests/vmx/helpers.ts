@@ -10,6 +10,7 @@ import { startTrace } from '../../../src/cli-lib/trace.js';
 export const ROOT = resolve(import.meta.dirname, '../../..');
 export const MACHINE = resolve(ROOT, 'machines/q35-vmx-multiboot.yaml');
 export const KERNEL = resolve(ROOT, 'guests/vmxtests/exits.elf');
+export const KERNEL64 = resolve(ROOT, 'guests/vmxtests/exits64.bin');
 /** isa-debug-exit status of a program that ran to its end (guests/cputests/lib.h EXIT_PASS). */
 export const PASS_STATUS = (0x10 << 1) | 1;
 
@@ -50,14 +51,18 @@ export interface VmxRun {
 }
 
 /** Run a scenario; `set` are `--set` overrides (vmm.policy.* etc.). */
-export async function runScenario(scenario: string, set: readonly string[] = []): Promise<VmxRun> {
+export async function runScenario(
+  scenario: string,
+  set: readonly string[] = [],
+  kernel = KERNEL,
+): Promise<VmxRun> {
   const console = new MemoryConsole();
   const log = new MemoryLog();
   const loaded = await loadMachine(MACHINE, {
     console,
     logSink: log.sink,
     noUserConfig: true,
-    set: [`vmm.policy.kernel=${KERNEL}`, `vmm.policy.cmdline=${scenario}`, ...set],
+    set: [`vmm.policy.kernel=${kernel}`, `vmm.policy.cmdline=${scenario}`, ...set],
   });
   let text = '';
   const t = startTrace(loaded, { kind: 'exits' }, { write: (s: string) => (text += s) });
