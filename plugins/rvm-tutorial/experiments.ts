@@ -25,6 +25,7 @@ import {
   VmcsField as F,
 } from '../../src/x86/vmx.js';
 import type { Vmx } from '../vmx/api.js';
+import { MAXPHYADDR } from '../x86-64/core.js';
 import type { Controls } from './vmcs-setup.js';
 
 /** The `exits` setting: one switch per exiting control. */
@@ -149,6 +150,8 @@ export interface ExperimentHost {
   ioWrite(port: number, size: 1 | 2 | 4, value: number): void;
   /** Guest CR0.PG. */
   paging(): boolean;
+  /** PAE paging outside IA-32e mode (CR3 loads then load the PDPTEs). */
+  paePaging(): boolean;
   /** Whether the guest uses 64-bit mode (RDTSC results, CR3 stores are 64-bit there). */
   longMode(): boolean;
   log: { info(m: string): void; warn(m: string): void };
@@ -331,6 +334,11 @@ export class Experiments {
       const v = vmx.getGpr(gpr);
       if (cr === 3) {
         this.stats.cr3Load++;
+        // PAE paging loads the PDPTEs with checks (SDM 4.4.1): the CPU does that under the MTF.
+        if (this.host.paePaging()) return this.step(vmx, ProcCtl.Cr3LoadExiting, 0);
+        // Bits above MAXPHYADDR are reserved in IA-32e mode: #GP(0) (SDM Vol. 2A MOV CR).
+        if (this.host.longMode() && v >> BigInt(MAXPHYADDR) !== 0n)
+          return this.injectException(vmx, Vector.GP, 0);
         vmx.vmwrite(F.GuestCr3, this.host.longMode() ? v : v & 0xffff_ffffn);
       } else {
         this.stats.cr8Load++;

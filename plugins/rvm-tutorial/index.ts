@@ -18,7 +18,7 @@ import { Tokens } from '../../src/core/tokens.js';
 import type { MachineConfig } from '../../src/config/machine-schema.js';
 import { filePath, physAddr, uint, z } from '../../src/config/types.js';
 import { EptMemType } from '../../src/x86/ept.js';
-import { CR0 } from '../../src/x86/regs.js';
+import { CR0, CR4 } from '../../src/x86/regs.js';
 import { EXIT_REASON_NAMES, Proc2Ctl, VmInstructionError, VmcsField as F } from '../../src/x86/vmx.js';
 import { isEpt } from '../ept/index.js';
 import { ApicMode, LocalApicModel } from '../lapic-timer/model.js';
@@ -291,6 +291,7 @@ export default definePlugin({
           setPrimaryControls: (p) => vcpu.changePrimaryControls(p),
           longMode: () => cpu.lma,
           paging: () => (cpu.cr0 & CR0.PG) !== 0,
+          paePaging: () => (cpu.cr0 & CR0.PG) !== 0 && !cpu.lma && (cpu.cr4 & CR4.PAE) !== 0,
           guestRam: (gpa, size) => {
             if (gpa < 0 || gpa + size > guest.memory) return undefined;
             const r = ram();
