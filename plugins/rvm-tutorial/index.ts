@@ -19,10 +19,10 @@ import type { GuestMemory } from '../../src/core/guest-memory.js';
 import { definePlugin } from '../../src/core/plugin.js';
 import { Tokens } from '../../src/core/tokens.js';
 import type { MachineConfig } from '../../src/config/machine-schema.js';
-import { filePath, physAddr, z } from '../../src/config/types.js';
+import { filePath, physAddr, uint, z } from '../../src/config/types.js';
 import { EptMemType } from '../../src/x86/ept.js';
-import { CR0 } from '../../src/x86/regs.js';
-import { EXIT_REASON_NAMES, VmcsField as F } from '../../src/x86/vmx.js';
+import { CR0, CR4 } from '../../src/x86/regs.js';
+import { EXIT_REASON_NAMES, Proc2Ctl, VmInstructionError, VmcsField as F } from '../../src/x86/vmx.js';
 import { isEpt } from '../ept/index.js';
 import { ApicMode, LocalApicModel } from '../lapic-timer/model.js';
 import {
@@ -37,6 +37,14 @@ import { buildInfo } from '../multiboot/info.js';
 import { MULTIBOOT_BOOTLOADER_MAGIC, parseKernel } from '../multiboot/image.js';
 import { isX86Cpu } from '../x86-64/index.js';
 import { GuestCpuid } from './cpuid.js';
+import {
+  EXIT_SWITCH_NAMES,
+  Experiments,
+  exceptionBitmap,
+  experimentControls,
+  type ExitSwitches,
+  type ExperimentSettings,
+} from './experiments.js';
 import { layoutProblem, passthroughBases, planLayout } from './layout.js';
 import {
   IA32_APIC_BASE,
@@ -58,6 +66,9 @@ export const KICK_VECTOR = 0xfd;
 /** Where the Multiboot start puts its GDT (guest-physical; below the kernels' usual 1 MiB). */
 const MULTIBOOT_GDT = 0x800;
 const PAGE = 4096;
+const GIB = 2 ** 30;
+/** The x2APIC TPR register's MSR (SDM 10.12.1.2); CR8 is TPR[7:4]. */
+const X2APIC_TPR = 0x808;
 const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
 
 export default definePlugin({
@@ -74,9 +85,11 @@ export default definePlugin({
         'host-physical address of guest RAM (2 MiB aligned); EPT tables and the MSR bitmap follow it',
       ),
     'page-size': z
-      .enum(['4K', '2M'])
+      .enum(['4K', '2M', '1G'])
       .default('4K')
-      .describe('EPT page size for guest RAM (the tutorial uses 4 KiB pages)'),
+      .describe(
+        'EPT page size for guest RAM (the tutorial uses 4 KiB pages; 1G needs ram-base and guest memory in whole GiB)',
+      ),
     signature: z
       .string()
       .length(12)
@@ -98,6 +111,68 @@ export default definePlugin({
       .describe(
         "the guest's local APIC: x2apic (the tutorial: CPUID forces x2APIC, the APIC starts in x2APIC mode) " +
           'or xapic (CPUID.01H:ECX[21] clear; the guest lapic-timer needs mmio: true, its page emulated through MMIO exits)',
+      ),
+    // ---- experiments (experiments.ts): off by default, the tutorial's behaviour ----
+    exits: z
+      .strictObject(
+        Object.fromEntries(EXIT_SWITCH_NAMES.map((n) => [n, z.boolean().default(false)])) as Record<
+          keyof ExitSwitches,
+          z.ZodDefault<z.ZodBoolean>
+        >,
+      )
+      .default(Object.fromEntries(EXIT_SWITCH_NAMES.map((n) => [n, false])) as unknown as ExitSwitches)
+      .describe(
+        'experiment: exiting controls the tutorial leaves off (hlt, invlpg, rdtsc [RDTSC and RDTSCP], cr3-load, ' +
+          'cr3-store, cr8-load, cr8-store, mov-dr, descriptor-table); the policy performs each instruction for the guest',
+      ),
+    'monitor-trap': z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe('experiment: monitor trap flag for the first N guest instructions (an exit after each)'),
+    'preemption-timer': z
+      .number()
+      .int()
+      .min(0)
+      .max(0xffff_ffff)
+      .optional()
+      .describe(
+        'experiment: VMX-preemption timer value; the policy counts expiries and the next entry re-arms it',
+      ),
+    'exception-bitmap': z
+      .array(z.number().int().min(0).max(31))
+      .default([])
+      .describe('experiment: exception vectors that exit; the policy reflects each back into the guest'),
+    'pf-error-code-mask': uint(32).default(0).describe('experiment: page-fault error-code mask (SDM 25.2)'),
+    'pf-error-code-match': uint(32).default(0).describe('experiment: page-fault error-code match (SDM 25.2)'),
+    'ept-protect': z
+      .array(
+        z.strictObject({
+          gpa: physAddr(),
+          size: z.number().int().positive(),
+          access: z.enum(['r', 'rx', 'rw', 'x']),
+        }),
+      )
+      .default([])
+      .describe('experiment: guest-physical ranges (4 KiB aligned) EPT maps with only these permissions'),
+    'ept-violation': z
+      .enum(['stop', 'unprotect'])
+      .default('stop')
+      .describe(
+        'experiment: on an EPT violation in an ept-protect range, stop the run, or lift the page protection and resume',
+      ),
+    controls: z
+      .enum(['adjusted', 'as-desired'])
+      .default('adjusted')
+      .describe(
+        'experiment: adjusted reads the capability MSRs (SDM A.3); as-desired writes the wanted controls unchecked, so VM entry judges them',
+      ),
+    'unrestricted-guest': z
+      .boolean()
+      .default(true)
+      .describe(
+        'experiment: false leaves "unrestricted guest" off, so a guest without paging fails VM entry (SDM 26.3.1.1)',
       ),
   }),
   create(ctx) {
@@ -182,6 +257,74 @@ export default definePlugin({
       stringIo,
     });
 
+    const exp: ExperimentSettings = {
+      exits: s.exits,
+      monitorTrap: s['monitor-trap'],
+      preemptionTimer: s['preemption-timer'],
+      exceptionBitmap: s['exception-bitmap'],
+      pfErrorCodeMask: s['pf-error-code-mask'],
+      pfErrorCodeMatch: s['pf-error-code-match'],
+      eptProtect: s['ept-protect'],
+      eptViolation: s['ept-violation'],
+    };
+    for (const [i, p] of exp.eptProtect.entries()) {
+      if (p.gpa % PAGE !== 0 || p.size % PAGE !== 0 || p.gpa + p.size > guest.memory)
+        throw ctx.error(
+          `ept-protect[${i}]: ${hex(p.gpa)}+${hex(p.size)} must be 4 KiB aligned pages inside guest RAM (${guest.memory / 1048576} MiB)`,
+          'ept-protect',
+        );
+    }
+    if (s['page-size'] === '1G' && (layout.ramBase % GIB !== 0 || guest.memory % GIB !== 0))
+      throw ctx.error(
+        `1G EPT pages need ram-base (${hex(layout.ramBase)}) and guest memory (${guest.memory / 1048576} MiB) in whole GiB`,
+        'page-size',
+      );
+    const xc = experimentControls(exp);
+    const experimentsOn =
+      xc.pin !== 0 ||
+      xc.proc !== 0 ||
+      xc.proc2 !== 0 ||
+      exp.exceptionBitmap.length > 0 ||
+      exp.pfErrorCodeMask !== 0 ||
+      exp.pfErrorCodeMatch !== 0 ||
+      exp.eptProtect.length > 0;
+    let tables: ReturnType<typeof nested.createTables> | undefined;
+    let eptp = 0;
+    const experiments = experimentsOn
+      ? new Experiments(exp, {
+          tsc: () => cpu.tsc(),
+          tscAux: () => cpu.tscAux,
+          invalidatePage: (lin) => cpu.flushTlbPage(lin),
+          setCr2: (v) => (cpu.cr2 = v),
+          readTpr: apic ? () => apic.readMsr(X2APIC_TPR).lo : undefined,
+          writeTpr: apic ? (v) => void apic.writeMsr(X2APIC_TPR, v, 0) : undefined,
+          unprotectPage: (gpa) => {
+            tables!.map(gpa, layout.ramBase + gpa, PAGE, {
+              memType: EptMemType.WB,
+              pageSize: '4K',
+              replace: true,
+            });
+            nested.invept(2, eptp);
+          },
+          primaryControls: () => vcpu.primaryControls,
+          setPrimaryControls: (p) => vcpu.changePrimaryControls(p),
+          longMode: () => cpu.lma,
+          paging: () => (cpu.cr0 & CR0.PG) !== 0,
+          paePaging: () => (cpu.cr0 & CR0.PG) !== 0 && !cpu.lma && (cpu.cr4 & CR4.PAE) !== 0,
+          log: ctx.log,
+          fault: (message) => {
+            ctx.machine.stop({
+              kind: 'fault',
+              message: `${ctx.instanceName}: ${message}`,
+              state: cpu.dumpState(),
+              source: ctx.instanceName,
+            });
+            vmx.stopGuest();
+          },
+        })
+      : undefined;
+    vcpu.experiments = experiments;
+
     let loaded = '';
     const ram = () => hostBus.ramAt(layout.ramBase)!;
 
@@ -213,8 +356,8 @@ export default definePlugin({
         ctx.log.info('Starting virtualization...');
 
         // EPT: guest RAM write-back, the passthrough pages 1:1 uncached, nothing else.
-        const tables = nested.createTables(layout.eptBase, layout.eptSize, { owner: ctx.instanceName });
-        tables.map(0, layout.ramBase, guest.memory, { memType: EptMemType.WB, pageSize: s['page-size'] });
+        tables = nested.createTables(layout.eptBase, layout.eptSize, { owner: ctx.instanceName });
+        mapGuestRam(tables);
         for (const p of passthrough) {
           const region = hostBus.regionAt(p.base);
           if (region?.kind !== 'mmio') {
@@ -276,12 +419,18 @@ export default definePlugin({
         }
         let controls;
         try {
-          controls = computeControls(vmx);
+          controls = computeControls(vmx, { ...xc, exit: 0, entry: 0 }, s.controls === 'as-desired');
+          if (!s['unrestricted-guest']) controls.proc2 &= ~Proc2Ctl.UnrestrictedGuest;
+          eptp = tables.eptp({ memType: EptMemType.WB, accessDirty: true });
           writeVmcs(vmx, {
             controls,
-            eptp: tables.eptp({ memType: EptMemType.WB, accessDirty: true }),
+            eptp,
             msrBitmap: layout.msrBitmap,
             start,
+            exceptionBitmap: exceptionBitmap(exp),
+            pfErrorCodeMask: exp.pfErrorCodeMask,
+            pfErrorCodeMatch: exp.pfErrorCodeMatch,
+            ...(exp.preemptionTimer !== undefined ? { preemptionTimer: exp.preemptionTimer } : {}),
           });
         } catch (e) {
           throw ctx.error(e instanceof Error ? e.message : String(e));
@@ -292,8 +441,9 @@ export default definePlugin({
         if (r0.kind !== 'entered') {
           throw ctx.error(
             r0.kind === 'vmfail'
-              ? `VMLAUNCH failed: VM-instruction error ${r0.error}`
-              : `VMLAUNCH failed: entry failure, exit reason ${hex(r0.exitReason >>> 0)}, qualification ${r0.qualification}`,
+              ? `VMLAUNCH failed: VM-instruction error ${r0.error} (${vmInstructionErrorName(r0.error)}, SDM Vol. 3C 31.4)`
+              : `VMLAUNCH failed: VM-entry failure, exit reason ${hex(r0.exitReason >>> 0)} ` +
+                  `(${EXIT_REASON_NAMES[r0.exitReason & 0xffff] ?? '?'}, SDM Vol. 3C 26.8), qualification ${r0.qualification}`,
           );
         }
         for (let i = 0; i < 16; i++) vmx.setGpr(i, 0n);
@@ -312,6 +462,7 @@ export default definePlugin({
         ...mmio.stats,
         ...stringIo.stats,
         ...Object.fromEntries(Object.entries(mmio.perDevice).map(([k, v]) => [`mmio.${k}`, v])),
+        ...(experiments ? experiments.stats : {}),
         kicks,
         ...(loaded ? { loaded } : {}),
         ramBase: hex(layout.ramBase),
@@ -339,6 +490,41 @@ export default definePlugin({
         (mmioDevices.length ? `; MMIO emulated: ${mmioDevices.join(', ')}` : '') +
         (stringIo.stats.stringIoExits ? `; string I/O: ${stringIo.stats.stringIoElements} elements` : '');
       return `${total} VM exits${top.length ? ` (${top.join(', ')}${st.length > 5 ? ', ...' : ''})` : ''}${extra}`;
+    }
+
+    /**
+     * EPT for guest RAM: write-back, `page-size` leaves; the blocks holding ept-protect ranges in
+     * 4 KiB leaves with the ranges' permissions.
+     */
+    function mapGuestRam(t: NonNullable<typeof tables>): void {
+      const pageSize = s['page-size'];
+      if (exp.eptProtect.length === 0) {
+        t.map(0, layout.ramBase, guest!.memory, { memType: EptMemType.WB, pageSize });
+        return;
+      }
+      const block = Math.max(2 * 1048576, pageSize === '1G' ? GIB : 0);
+      for (let b = 0; b < guest!.memory; b += block) {
+        const size = Math.min(block, guest!.memory - b);
+        const hit = exp.eptProtect.some((p) => p.gpa < b + size && b < p.gpa + p.size);
+        if (!hit) {
+          t.map(b, layout.ramBase + b, size, {
+            memType: EptMemType.WB,
+            pageSize: size === block ? pageSize : '4K',
+          });
+          continue;
+        }
+        for (let g = b; g < b + size; g += PAGE) {
+          const p = exp.eptProtect.find((r) => g >= r.gpa && g < r.gpa + r.size);
+          const a = p?.access ?? 'rwx';
+          t.map(g, layout.ramBase + g, PAGE, {
+            memType: EptMemType.WB,
+            pageSize: '4K',
+            read: a.includes('r'),
+            write: a.includes('w'),
+            execute: a.includes('x'),
+          });
+        }
+      }
     }
 
     /** Load a Multiboot 1 kernel into guest RAM with its information structure (Multiboot 3.3). */
@@ -374,6 +560,11 @@ export default definePlugin({
     }
   },
 });
+
+/** The SDM name of a VM-instruction error number (Table 31-1). */
+function vmInstructionErrorName(error: number): string {
+  return Object.entries(VmInstructionError).find(([, v]) => v === error)?.[0] ?? 'unknown error';
+}
 
 /**
  * The tutorial's images come from a FAT disk image (fat-loader through ahci). When the image is

@@ -69,7 +69,15 @@ export interface VcpuStats {
   hostInterrupts: number;
 }
 
+/** Exits the experiment settings enable (experiments.ts). */
+export interface ExitExperiments {
+  /** True: handled, resume; false: the run stopped; undefined: not an experiment's exit. */
+  handle(vmx: Vmx, reason: number): boolean | undefined;
+}
+
 export class Vcpu {
+  /** Set by index.ts when experiment settings are on. */
+  experiments: ExitExperiments | undefined;
   readonly stats: VcpuStats = {
     exits: 0,
     ioIn: 0,
@@ -95,6 +103,20 @@ export class Vcpu {
     this.bus = o.guestBus;
     this.apic = o.apic;
     this.cpuid = o.cpuid;
+  }
+
+  /** The primary controls as kept (without the interrupt-window bit). */
+  get primaryControls(): number {
+    return this.proc;
+  }
+
+  /** Change the primary controls (experiments), keeping the interrupt-window bit as it is. */
+  changePrimaryControls(proc: number): void {
+    this.proc = proc & ~ProcCtl.InterruptWindowExiting;
+    this.vmx.vmwrite(
+      F.PrimaryProcBasedVmExecControls,
+      (this.proc | (this.window ? ProcCtl.InterruptWindowExiting : 0)) >>> 0,
+    );
   }
 
   /** Remember the primary controls written at set-up (the window bit is toggled on top of them). */
@@ -144,6 +166,9 @@ export class Vcpu {
         // Exception bitmap 0: only NMIs exit (NMI exiting); the host has nothing to do for them.
         const info = vmx.vmread32(F.VmExitInterruptionInfo);
         if ((info & IntrInfo.TYPE_MASK) >>> IntrInfo.TYPE_SHIFT !== EventType.Nmi) {
+          const x = this.experiments?.handle(vmx, reason);
+          if (x === true) break;
+          if (x === false) return;
           this.fault(`unexpected exception exit: interruption information ${hex(info >>> 0)}`);
           return;
         }
@@ -154,13 +179,21 @@ export class Vcpu {
         if (!this.crAccess(vmx)) return;
         break;
       case ExitReason.EptViolation:
-      case ExitReason.EptMisconfiguration:
+      case ExitReason.EptMisconfiguration: {
+        // ept-protect experiments first, then guest MMIO emulation, else a clean stop.
+        const x = this.experiments?.handle(vmx, reason);
+        if (x === true) break;
+        if (x === false) return;
         if (!this.eptViolation(vmx, reason === ExitReason.EptMisconfiguration)) return;
         break;
+      }
       case ExitReason.TripleFault:
         this.fault('guest triple fault (shutdown)');
         return;
-      default:
+      default: {
+        const x = this.experiments?.handle(vmx, reason);
+        if (x === true) break;
+        if (x === false) return;
         if (reason & EXIT_REASON_ENTRY_FAILURE) {
           this.fault(
             `VM entry failed: exit reason ${hex(reason >>> 0)} (${EXIT_REASON_NAMES[reason & 0xffff] ?? '?'}), ` +
@@ -171,6 +204,7 @@ export class Vcpu {
             `unhandled VM exit ${EXIT_REASON_NAMES[reason] ?? reason} (reason ${reason}), qualification ${hex(vmx.exitQualification)}`,
           );
         return;
+      }
     }
     this.checkInterrupts(vmx);
   };
@@ -276,6 +310,8 @@ export class Vcpu {
     const cr = q & CrQual.CR_MASK;
     const access = (q >>> CrQual.ACCESS_SHIFT) & 3;
     if (access !== CrQual.AccessMovToCr || (cr !== 0 && cr !== 4)) {
+      const x = this.experiments?.handle(vmx, ExitReason.CrAccess);
+      if (x !== undefined) return x;
       this.fault(`unexpected control-register access exit, qualification ${hex(q)}`);
       return false;
     }

@@ -70,8 +70,23 @@ export interface Controls {
   entry: number;
 }
 
-/** Compute the five control fields from the TRUE capability MSRs; throws naming a missing control. */
-export function computeControls(vmx: Vmx): Controls {
+/**
+ * Compute the five control fields from the TRUE capability MSRs; throws naming a missing control.
+ * `extra`: controls the experiment settings add (required: an unoffered one is an error).
+ * `asDesired`: write the desired values without consulting the capability MSRs (an experiment:
+ * VM entry then checks them, SDM 26.2.1, and fails with VM-instruction error 7 where they violate).
+ */
+export function computeControls(vmx: Vmx, extra?: Controls, asDesired = false): Controls {
+  const x = extra ?? { pin: 0, proc: 0, proc2: 0, exit: 0, entry: 0 };
+  if (asDesired) {
+    return {
+      pin: (DESIRED.pin | x.pin) >>> 0,
+      proc: (DESIRED.proc | x.proc) >>> 0,
+      proc2: (DESIRED.proc2 | x.proc2) >>> 0,
+      exit: (DESIRED.exit | x.exit) >>> 0,
+      entry: (DESIRED.entry | x.entry) >>> 0,
+    };
+  }
   const cap = (msr: number): bigint => {
     const v = vmx.readCapability(msr);
     if (v === undefined) throw new Error(`the VMX model has no capability MSR ${hex(msr)}`);
@@ -84,12 +99,17 @@ export function computeControls(vmx: Vmx): Controls {
     return r.value;
   };
   return {
-    pin: adj('pin-based', VmxMsr.IA32_VMX_TRUE_PINBASED_CTLS, DESIRED.pin),
-    proc: adj('primary processor-based', VmxMsr.IA32_VMX_TRUE_PROCBASED_CTLS, DESIRED.proc),
+    pin: adj('pin-based', VmxMsr.IA32_VMX_TRUE_PINBASED_CTLS, DESIRED.pin | x.pin),
+    proc: adj('primary processor-based', VmxMsr.IA32_VMX_TRUE_PROCBASED_CTLS, DESIRED.proc | x.proc),
     // The secondary controls have no TRUE MSR: all bits are default0 (A.3.3).
-    proc2: adj('secondary processor-based', VmxMsr.IA32_VMX_PROCBASED_CTLS2, DESIRED.proc2, REQUIRED_PROC2),
-    exit: adj('VM-exit', VmxMsr.IA32_VMX_TRUE_EXIT_CTLS, DESIRED.exit),
-    entry: adj('VM-entry', VmxMsr.IA32_VMX_TRUE_ENTRY_CTLS, DESIRED.entry),
+    proc2: adj(
+      'secondary processor-based',
+      VmxMsr.IA32_VMX_PROCBASED_CTLS2,
+      DESIRED.proc2 | x.proc2,
+      REQUIRED_PROC2 | x.proc2,
+    ),
+    exit: adj('VM-exit', VmxMsr.IA32_VMX_TRUE_EXIT_CTLS, DESIRED.exit | x.exit),
+    entry: adj('VM-entry', VmxMsr.IA32_VMX_TRUE_ENTRY_CTLS, DESIRED.entry | x.entry),
   };
 }
 
@@ -144,6 +164,12 @@ export interface VmcsSetup {
   eptp: number;
   msrBitmap: number;
   start: GuestStart;
+  /** Experiment settings (experiments.ts); the tutorial's values when absent. */
+  exceptionBitmap?: number;
+  pfErrorCodeMask?: number;
+  pfErrorCodeMatch?: number;
+  /** VMX-preemption timer value (SDM 24.4.2), written when the pin control is on. */
+  preemptionTimer?: number;
 }
 
 /** Write every control, host and guest field; returns the first failing VMWRITE as an error. */
@@ -158,9 +184,10 @@ export function writeVmcs(vmx: Vmx, s: VmcsSetup): void {
   w(F.SecondaryProcBasedVmExecControls, c.proc2);
   w(F.PrimaryVmExitControls, c.exit);
   w(F.VmEntryControls, c.entry);
-  w(F.ExceptionBitmap, 0);
-  w(F.PageFaultErrorCodeMask, 0);
-  w(F.PageFaultErrorCodeMatch, 0);
+  w(F.ExceptionBitmap, s.exceptionBitmap ?? 0);
+  w(F.PageFaultErrorCodeMask, s.pfErrorCodeMask ?? 0);
+  w(F.PageFaultErrorCodeMatch, s.pfErrorCodeMatch ?? 0);
+  if (s.preemptionTimer !== undefined) w(F.VmxPreemptionTimerValue, s.preemptionTimer);
   w(F.Cr3TargetCount, 0);
   w(F.MsrBitmap, s.msrBitmap);
   w(F.EptPointer, s.eptp);

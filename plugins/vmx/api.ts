@@ -34,6 +34,22 @@ export interface ExitTraceRecord {
   qualification: number;
   /** Guest RIP at the exit (of the instruction that caused it). */
   rip: number;
+  /** VM-exit instruction length (SDM 27.2.5); 0 for exits that are not an instruction's. */
+  instructionLength: number;
+  /** VM-exit instruction information (27.2.5: INS/OUTS, descriptor-table exits); -1 when undefined. */
+  instructionInfo: number;
+  /** Guest-linear address (27.2.1: EPT violations with bit 7, INS/OUTS); -1 when not valid. */
+  guestLinear: number;
+  /** Guest-physical address (EPT violation, EPT misconfiguration); -1 when not valid. */
+  guestPhysical: number;
+  /** VM-exit interruption information (27.2.2; exception/NMI and external-interrupt exits), 0 when invalid. */
+  interruptionInfo: number;
+  /** VM-exit interruption error code; -1 when the information has no error code. */
+  interruptionErrorCode: number;
+  /** IDT-vectoring information (27.2.4): the event whose delivery the exit interrupted; 0 when invalid. */
+  idtVectoringInfo: number;
+  /** IDT-vectoring error code; -1 when the event has none. */
+  idtVectoringErrorCode: number;
 }
 
 export type ExitHandler = (vmx: Vmx) => void;

@@ -49,6 +49,7 @@ export const IMPLEMENTED = {
     ProcCtl.InterruptWindowExiting |
     ProcCtl.HltExiting |
     ProcCtl.InvlpgExiting |
+    ProcCtl.RdtscExiting |
     ProcCtl.Cr3LoadExiting |
     ProcCtl.Cr3StoreExiting |
     ProcCtl.Cr8LoadExiting |
@@ -62,6 +63,7 @@ export const IMPLEMENTED = {
     ProcCtl.ActivateSecondaryControls,
   proc2:
     Proc2Ctl.EnableEpt |
+    Proc2Ctl.DescriptorTableExiting |
     Proc2Ctl.EnableRdtscp |
     Proc2Ctl.EnableVpid |
     Proc2Ctl.UnrestrictedGuest |

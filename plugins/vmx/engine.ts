@@ -7,12 +7,14 @@
 import type { NestedPaging } from '../../src/core/nested-paging.js';
 import type { VirtualClock, Timer } from '../../src/core/clock.js';
 import { SegAttr } from '../../src/x86/descriptor.js';
+import { EptViolation as EptQual } from '../../src/x86/ept.js';
 import { EventType, Vector } from '../../src/x86/exceptions.js';
 import { CR0, CR4, EFER, RFLAGS } from '../../src/x86/regs.js';
 import {
   ActivityState,
   CrQual,
   DrQual,
+  DtInstrInfo,
   EXIT_REASON_ENTRY_FAILURE,
   EXIT_REASON_NAMES,
   EntryCtl,
@@ -37,6 +39,7 @@ import type { X86_64 } from '../x86-64/cpu.js';
 import type {
   CpuidEvent,
   CrAccessEvent,
+  DescriptorTableEvent,
   DrAccessEvent,
   ExceptionEvent,
   InvlpgEvent,
@@ -131,6 +134,8 @@ export class VmxEngine implements Vmx {
   private dErr = -1;
   private dLen = 0;
   private dFirst = false;
+  /** The exception VM entry injected, (type << 8) | vector, until delivered: not in the bitmap's reach. */
+  private injException = -1;
 
   // ---- statistics ----
   private readonly counts = new Float64Array(72);
@@ -138,7 +143,19 @@ export class VmxEngine implements Vmx {
   private entryFailureCount = 0;
   private timing = false;
   private trace: ((r: ExitTraceRecord) => void) | null = null;
-  private readonly traceRec: ExitTraceRecord = { reason: 0, qualification: 0, rip: 0 };
+  private readonly traceRec: ExitTraceRecord = {
+    reason: 0,
+    qualification: 0,
+    rip: 0,
+    instructionLength: 0,
+    instructionInfo: -1,
+    guestLinear: -1,
+    guestPhysical: -1,
+    interruptionInfo: 0,
+    interruptionErrorCode: -1,
+    idtVectoringInfo: 0,
+    idtVectoringErrorCode: -1,
+  };
 
   constructor(o: EngineOptions) {
     this.cpu = o.cpu;
@@ -581,6 +598,8 @@ export class VmxEngine implements Vmx {
     h.crAccess = this.onCr;
     h.drAccess = proc & ProcCtl.MovDrExiting ? this.onDr : null;
     h.invlpg = proc & ProcCtl.InvlpgExiting ? this.onInvlpg : null;
+    h.rdtsc = proc & ProcCtl.RdtscExiting ? this.onRdtsc : null;
+    h.descriptorTable = this.proc2 & Proc2Ctl.DescriptorTableExiting ? this.onDescriptorTable : null;
     // #PF with a mask/match that can mismatch exits even when bit 14 is clear (SDM 25.2).
     const pfAlways = this.excBitmap & (1 << Vector.PF) || this.pfMask !== 0 || this.pfMatch !== 0;
     h.exceptionBitmap = (this.excBitmap | (pfAlways ? 1 << Vector.PF : 0)) >>> 0;
@@ -655,6 +674,8 @@ export class VmxEngine implements Vmx {
       type === EventType.PrivilegedSoftwareException;
     // Software events return past the instruction: RIP + length is what the handler sees (SDM 26.6.1.3).
     if (soft) this.cpu.rip = this.cpu.rip + len;
+    // An injected exception is delivered without consulting the exception bitmap (SDM 26.6.1.1).
+    this.injException = type >= EventType.HardwareException ? (type << 8) | (info & 0xff) : -1;
     this.cpu.injectEvent(info & 0xff, type as EventType, err, soft ? len : 0);
   }
 
@@ -683,6 +704,7 @@ export class VmxEngine implements Vmx {
    */
   private vmexit(reason: number, qual: number, ilen: number): boolean {
     const v = this.vmcs;
+    this.injException = -1;
     const lo = v.lo;
     lo[S_REASON] = reason;
     lo[S_QUAL] = qual | 0;
@@ -733,13 +755,7 @@ export class VmxEngine implements Vmx {
     this._inGuest = false;
     const r = reason & 0xffff;
     this.counts[r]++;
-    if (this.trace !== null) {
-      const t = this.traceRec;
-      t.reason = reason >>> 0;
-      t.qualification = qual;
-      t.rip = cpu.rip;
-      this.trace(t);
-    }
+    if (this.trace !== null) this.traceExit(reason, qual, cpu.rip);
     const h = this.handler;
     if (h === null) {
       this.onFatal(`VM exit ${EXIT_REASON_NAMES[r] ?? r} with no exit handler`);
@@ -772,6 +788,39 @@ export class VmxEngine implements Vmx {
     if (this.proc & ProcCtl.MonitorTrapFlag) this.cpu.eventCheck = true;
   }
 
+  /** The exit information fields valid for this exit (SDM 27.2), for --trace exits. */
+  private traceExit(reason: number, qual: number, rip: number): void {
+    const t = this.traceRec;
+    const lo = this.vmcs.lo;
+    const hi = this.vmcs.hi;
+    const r = reason & 0xffff;
+    const failed = (reason & EXIT_REASON_ENTRY_FAILURE) !== 0;
+    t.reason = reason >>> 0;
+    t.qualification = qual;
+    t.rip = rip;
+    t.instructionLength = failed ? 0 : lo[S_ILEN]! >>> 0;
+    const stringIo = r === ExitReason.IoInstruction && (qual & IoQual.STRING) !== 0;
+    t.instructionInfo =
+      !failed && (stringIo || r === ExitReason.GdtrIdtrAccess || r === ExitReason.LdtrTrAccess)
+        ? lo[S_IINFO]! >>> 0
+        : -1;
+    const ept = r === ExitReason.EptViolation || r === ExitReason.EptMisconfiguration;
+    t.guestLinear =
+      !failed && (stringIo || (r === ExitReason.EptViolation && qual & EptQual.LINEAR_VALID))
+        ? fromHalves(lo[S_GLA]!, hi[S_GLA]!)
+        : -1;
+    t.guestPhysical = !failed && ept ? (hi[S_GPA]! >>> 0) * TWO32 + (lo[S_GPA]! >>> 0) : -1;
+    const intr = !failed && (r === ExitReason.ExceptionOrNmi || r === ExitReason.ExternalInterrupt);
+    t.interruptionInfo = intr ? lo[S_INTR]! >>> 0 : 0;
+    t.interruptionErrorCode = intr && lo[S_INTR]! & IntrInfo.DELIVER_ERROR_CODE ? lo[S_INTR_ERR]! >>> 0 : -1;
+    t.idtVectoringInfo = failed ? 0 : lo[S_IDT]! >>> 0;
+    t.idtVectoringErrorCode =
+      !failed && lo[S_IDT]! & IntrInfo.VALID && lo[S_IDT]! & IntrInfo.DELIVER_ERROR_CODE
+        ? lo[S_IDT_ERR]! >>> 0
+        : -1;
+    this.trace!(t);
+  }
+
   private resumeAfterExit(): void {
     for (;;) {
       const r = this.resume();
@@ -788,6 +837,7 @@ export class VmxEngine implements Vmx {
         return;
       }
       this.counts[r.exitReason & 0xffff]++;
+      if (this.trace !== null) this.traceExit(r.exitReason, r.qualification, this.cpu.rip);
       this.stopRequested = false;
       this.handler?.(this);
       if (this.stopRequested) {
@@ -977,6 +1027,31 @@ export class VmxEngine implements Vmx {
     return this.vmexit(ExitReason.Invlpg, a, e.length);
   };
 
+  /** RDTSC exiting (25.1.3); RDTSCP exits with it as reason 51 (RDTSCP itself is enabled by proc2). */
+  private readonly onRdtsc = (aux: boolean, length: number): boolean =>
+    this.vmexit(aux ? ExitReason.Rdtscp : ExitReason.Rdtsc, 0, length);
+
+  /** Descriptor-table exiting: instruction information per 27.2.5, displacement as qualification. */
+  private readonly onDescriptorTable = (e: DescriptorTableEvent): boolean => {
+    const asz = e.addressSize === 2 ? 0 : e.addressSize === 4 ? 1 : 2;
+    let info = (asz << DtInstrInfo.ADDRESS_SIZE_SHIFT) | (e.identity << DtInstrInfo.IDENTITY_SHIFT);
+    if (e.reg >= 0) info |= DtInstrInfo.REGISTER | (e.reg << DtInstrInfo.REG1_SHIFT);
+    else {
+      info |=
+        e.scale |
+        (e.segment << DtInstrInfo.SEGMENT_SHIFT) |
+        (e.index >= 0 ? e.index << DtInstrInfo.INDEX_SHIFT : DtInstrInfo.INDEX_INVALID) |
+        (e.base >= 0 ? e.base << DtInstrInfo.BASE_SHIFT : DtInstrInfo.BASE_INVALID);
+    }
+    if (!e.ldtrTr && e.operandSize !== 2) info |= DtInstrInfo.OPERAND_SIZE_32;
+    this.vmcs.lo[S_IINFO] = info | 0;
+    return this.vmexit(
+      e.ldtrTr ? ExitReason.LdtrTrAccess : ExitReason.GdtrIdtrAccess,
+      e.reg >= 0 ? 0 : e.displacement,
+      e.length,
+    );
+  };
+
   private readonly onDr = (e: DrAccessEvent): boolean =>
     this.vmexit(
       ExitReason.MovDr,
@@ -1082,6 +1157,10 @@ export class VmxEngine implements Vmx {
 
   private readonly onException = (e: ExceptionEvent): boolean => {
     const vec = e.vector;
+    if (this.injException >= 0 && this.injException === ((e.type << 8) | vec)) {
+      this.injException = -1;
+      return false;
+    }
     if (vec === Vector.PF) {
       // 25.2: the bitmap bit decides when (PFEC & mask) == match, the opposite otherwise.
       const bit = (this.excBitmap >>> Vector.PF) & 1;
@@ -1095,6 +1174,8 @@ export class VmxEngine implements Vmx {
     // The intercepted event itself is not "being delivered"; an earlier one is (IDT vectoring).
     if (this.dFirst) this.dVec = -1;
     const qual = vec === Vector.PF ? e.address : 0;
+    // INT3/INTO/INT1: the saved RIP references the instruction itself (SDM 27.3.3), not the next one.
+    if (e.length > 0) this.cpu.rip = this.cpu.ip0;
     return this.vmexit(ExitReason.ExceptionOrNmi, qual, e.length);
   };
 
@@ -1124,7 +1205,11 @@ export class VmxEngine implements Vmx {
   private readonly onTranslate = (r: TranslateRequest): number => {
     const n = this.nested!;
     const hpa = n.translate(this.eptp, r);
-    if (hpa >= 0) return hpa;
+    if (hpa >= 0) {
+      const last = n.last;
+      if (last !== undefined && (last.perms & 2) === 0) r.writable = false;
+      return hpa;
+    }
     const lv = n.lastViolation;
     const v = this.vmcs;
     v.lo[S_GPA] = (lv.gpa % TWO32) | 0;
@@ -1135,8 +1220,10 @@ export class VmxEngine implements Vmx {
       v.hi[S_GLA] = Math.floor(lin / TWO32) | 0;
     }
     v.lo[S_INTR] = 0;
-    // The instruction did not complete: the guest resumes at it.
-    this.cpu.rip = this.cpu.ip0;
+    // The instruction did not complete: the guest resumes at it. During event delivery RIP already
+    // is where the event returns to; a software interrupt's is past the INT: back to it (27.3.3).
+    if (this.dVec < 0) this.cpu.rip = this.cpu.ip0;
+    else if (this.dType >= EventType.SoftwareInterrupt) this.cpu.rip = this.cpu.rip - this.dLen;
     this.vmexit(lv.misconfig ? ExitReason.EptMisconfiguration : ExitReason.EptViolation, lv.qualification, 0);
     return -1;
   };

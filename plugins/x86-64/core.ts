@@ -213,7 +213,14 @@ export class CpuCoreBase {
     idleSkips: 0,
   };
 
-  private readonly treq: TranslateRequest = { gpa: 0, linear: 0, write: false, fetch: false, walk: false };
+  private readonly treq: TranslateRequest = {
+    gpa: 0,
+    linear: 0,
+    write: false,
+    fetch: false,
+    walk: false,
+    writable: true,
+  };
 
   constructor(bus: Bus, clock: VirtualClock) {
     this.bus = bus;
@@ -604,9 +611,13 @@ export class CpuCoreBase {
       this.fErr = -1;
       throw FAULT;
     }
+    this.s2Writable = r.writable !== false;
+    r.writable = true; // the hook only ever clears it
     return hpa;
   }
 
+  /** Whether the last second-stage translation allows writes (TranslateRequest.writable). */
+  private s2Writable = true;
   private pteLo = 0;
   private pteHi = 0;
   /** The PDPTE registers of PAE paging (SDM 4.4.1). */
@@ -988,7 +999,7 @@ export class CpuCoreBase {
       tR[i] = tag;
       // Writable and dirty: later writes need no walk (the D bit is already set).
       const writable = user ? perm & 1 : perm & 1 || (this.cr0 & CR0.WP) === 0 || !this.paging;
-      if (writable && perm & 0x10) tW[i] = tag;
+      if (writable && perm & 0x10 && this.s2Writable) tW[i] = tag;
     }
     return phys;
   }

@@ -66,6 +66,31 @@ export interface InvlpgEvent {
   length: number;
 }
 
+/**
+ * LGDT/LIDT/SGDT/SIDT and LLDT/LTR/SLDT/STR (SDM Vol. 3C 25.1.3 "descriptor-table exiting"), after
+ * the #UD and privilege checks and before the memory operand is accessed. The operand as decoded,
+ * which the VM-exit instruction information (27.2.5, Tables 27-10 and 27-11) describes.
+ */
+export interface DescriptorTableEvent {
+  /** 0 SGDT/SLDT, 1 SIDT/STR, 2 LGDT/LLDT, 3 LIDT/LTR (the instruction-identity encoding). */
+  identity: number;
+  /** LLDT/LTR/SLDT/STR (exit reason 47) rather than the GDTR/IDTR group (46). */
+  ldtrTr: boolean;
+  /** A register operand (LDTR/TR group, mod = 3): its number; -1 for a memory operand. */
+  reg: number;
+  /** Base and index register numbers (-1: none), scale (0-3), segment register (ES=0 ... GS=5). */
+  base: number;
+  index: number;
+  scale: number;
+  segment: number;
+  /** Address size and operand size in bytes (2, 4, 8). */
+  addressSize: number;
+  operandSize: number;
+  /** The displacement, sign-extended (0 for a register operand). */
+  displacement: number;
+  length: number;
+}
+
 /** An exception about to be delivered (after double-fault promotion). */
 export interface ExceptionEvent {
   vector: number;
@@ -88,6 +113,11 @@ export interface TranslateRequest {
   fetch: boolean;
   /** A paging-structure access done by the CPU's own page walk. */
   walk: boolean;
+  /**
+   * Output: whether the second stage also allows writes to this page (a read may not cache a
+   * translation that a later write would use). The CPU sets it true before calling the hook.
+   */
+  writable?: boolean;
 }
 
 export interface CpuHooks {
@@ -98,6 +128,9 @@ export interface CpuHooks {
   crAccess: ((e: CrAccessEvent) => boolean) | null;
   drAccess: ((e: DrAccessEvent) => boolean) | null;
   invlpg: ((e: InvlpgEvent) => boolean) | null;
+  /** RDTSC (`aux` false) and RDTSCP (true), after the CR4.TSD check. */
+  rdtsc: ((aux: boolean, length: number) => boolean) | null;
+  descriptorTable: ((e: DescriptorTableEvent) => boolean) | null;
   /** Called for vectors whose bit is set in `exceptionBitmap`. */
   exception: ((e: ExceptionEvent) => boolean) | null;
   exceptionBitmap: number;
@@ -154,6 +187,8 @@ export function emptyHooks(): CpuHooks {
     crAccess: null,
     drAccess: null,
     invlpg: null,
+    rdtsc: null,
+    descriptorTable: null,
     exception: null,
     exceptionBitmap: 0,
     externalInterrupt: null,

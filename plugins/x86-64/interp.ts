@@ -24,6 +24,7 @@ import type {
   CpuidEvent,
   CrAccessEvent,
   DrAccessEvent,
+  DescriptorTableEvent,
   InvlpgEvent,
   IoEvent,
   MsrEvent,
@@ -121,6 +122,19 @@ export class X86Cpu extends CpuSystem {
   private readonly crEv: CrAccessEvent = { cr: 0, kind: 'mov-to', gpr: 0, valueLo: 0, valueHi: 0, length: 0 };
   private readonly drEv: DrAccessEvent = { dr: 0, write: false, gpr: 0, length: 0 };
   private readonly invlpgEv: InvlpgEvent = { address: 0, length: 0 };
+  private readonly dtEv: DescriptorTableEvent = {
+    identity: 0,
+    ldtrTr: false,
+    reg: -1,
+    base: -1,
+    index: -1,
+    scale: 0,
+    segment: 0,
+    addressSize: 4,
+    operandSize: 4,
+    displacement: 0,
+    length: 0,
+  };
 
   constructor(bus: Bus, clock: VirtualClock) {
     super(bus, clock);
@@ -778,15 +792,10 @@ export class X86Cpu extends CpuSystem {
       this.halted = true;
       return true;
     }
-    if (this.injVector >= 0) {
-      const v = this.injVector;
-      this.injVector = -1;
-      this.halted = false;
-      this.raiseException(v, this.injError, this.injType, this.injLength);
-      this.invalidateFetch();
-    }
+    this.deliverInjected();
     if (this.hooks.boundary !== null && this.hooks.boundary()) {
       this.invalidateFetch();
+      this.deliverInjected();
       return this.exitReq || this.halted;
     }
     if (this.shadow > 0) {
@@ -802,6 +811,7 @@ export class X86Cpu extends CpuSystem {
       if (this.fl & RFLAGS.IF) {
         if (this.hooks.interruptWindow !== null && this.hooks.interruptWindow()) {
           this.invalidateFetch();
+          this.deliverInjected();
           return this.exitReq || this.halted;
         }
         const ic = this.intc;
@@ -811,7 +821,7 @@ export class X86Cpu extends CpuSystem {
             this.syncClock();
             const v = ic.acknowledgeInterrupt();
             this.raiseException(v & 0xff, -1, EventType.External, 0);
-          }
+          } else this.deliverInjected();
           this.invalidateFetch();
         }
       }
@@ -821,6 +831,21 @@ export class X86Cpu extends CpuSystem {
       return true;
     }
     return this.halted;
+  }
+
+  /**
+   * VM-entry event injection (injectEvent) is delivered before the next instruction, also when the
+   * entry happened at this boundary (a VM exit taken here), and again when a VM exit during the
+   * delivery injected it anew (IDT-vectoring re-injection).
+   */
+  private deliverInjected(): void {
+    while (this.injVector >= 0) {
+      const v = this.injVector;
+      this.injVector = -1;
+      this.halted = false;
+      this.raiseException(v, this.injError, this.injType, this.injLength);
+      this.invalidateFetch();
+    }
   }
 
   requestExit(): void {
@@ -3514,6 +3539,7 @@ export class X86Cpu extends CpuSystem {
         return;
       case 0x31:
         if (this.cr4 & CR4.TSD && this.cpl !== 0 && this.pe) this.gp(0);
+        if (this.hooks.rdtsc !== null && this.hooks.rdtsc(false, this.ilen)) return this.took();
         this.rdtsc(false);
         return;
       case 0x32:
@@ -3772,11 +3798,13 @@ export class X86Cpu extends CpuSystem {
       case 0: // SLDT
       case 1: // STR
         if (this.cr4 & CR4.UMIP && this.cpl > 0) this.gp(0);
+        if (this.hooks.descriptorTable !== null && this.dtHook(op, true)) return this.took();
         this.writeE(this.mod === 3 ? this.osz : 2, op === 0 ? this.ldtrSel : this.trSel, 0);
         return;
       case 2:
       case 3: {
         if (this.cpl !== 0) this.gp(0);
+        if (this.hooks.descriptorTable !== null && this.dtHook(op, true)) return this.took();
         const sel = this.readE(2);
         if (op === 2) this.lldt(sel);
         else this.ltr(sel);
@@ -3792,6 +3820,32 @@ export class X86Cpu extends CpuSystem {
       default:
         this.undef();
     }
+  }
+
+  /** Offer a descriptor-table instruction to the hook, with its decoded operand (hooks.ts). */
+  private dtHook(identity: number, ldtrTr: boolean): boolean {
+    const e = this.dtEv;
+    e.identity = identity;
+    e.ldtrTr = ldtrTr;
+    e.addressSize = this.asz;
+    e.operandSize = this.osz;
+    e.length = this.ilen;
+    if (this.mod === 3) {
+      e.reg = this.rm;
+      e.base = -1;
+      e.index = -1;
+      e.scale = 0;
+      e.segment = 0;
+      e.displacement = 0;
+    } else {
+      e.reg = -1;
+      e.base = this.eaBase;
+      e.index = this.eaIdx;
+      e.scale = this.eaScale;
+      e.segment = this.eaSeg;
+      e.displacement = this.eaDisp;
+    }
+    return this.hooks.descriptorTable!(e);
   }
 
   private lldt(sel: number): void {
@@ -3929,6 +3983,7 @@ export class X86Cpu extends CpuSystem {
           }
           if (rm === 1) {
             if (this.cr4 & CR4.TSD && this.cpl !== 0) this.gp(0);
+            if (this.hooks.rdtsc !== null && this.hooks.rdtsc(true, this.ilen)) return this.took();
             this.rdtsc(true);
             return;
           }
@@ -3942,6 +3997,7 @@ export class X86Cpu extends CpuSystem {
       case 1: {
         // SGDT/SIDT: limit then base (4 bytes outside 64-bit mode, 8 inside).
         if (this.cr4 & CR4.UMIP && this.cpl > 0) this.gp(0);
+        if (this.hooks.descriptorTable !== null && this.dtHook(op, false)) return this.took();
         const limit = op === 0 ? this.gdtrLimit : this.idtrLimit;
         const base = this.canonicalOf(op === 0 ? this.gdtrBase : this.idtrBase);
         const bsz = this.mode64 ? 8 : 4;
@@ -3956,6 +4012,7 @@ export class X86Cpu extends CpuSystem {
       case 2:
       case 3: {
         if (this.cpl !== 0) this.gp(0);
+        if (this.hooks.descriptorTable !== null && this.dtHook(op, false)) return this.took();
         const limit = this.readN(this.memLin(2, false), 2);
         let base: number;
         if (this.mode64) {

@@ -1,10 +1,14 @@
 /**
  * `vmm up --trace exits[=FILE]`: one line per VM exit (virtual time, reason, qualification, guest
- * RIP), buffered and written to FILE or stderr. Costs nothing when not asked for: the vmx plugin
+ * RIP, then the exit-information fields valid for that exit, SDM Vol. 3C 27.2: len= instruction
+ * length, info= instruction information, gla= guest-linear and gpa= guest-physical address, intr=
+ * and err= interruption information and error code, idt= and idterr= IDT-vectoring information and
+ * error code), buffered and written to FILE or stderr. Costs nothing when not asked for: the vmx plugin
  * calls a trace function only when one is set.
  */
 import * as fs from 'node:fs';
 import type { LoadedMachine } from '../api-types.js';
+import type { ExitTraceRecord } from '../../plugins/vmx/api.js';
 import { Tokens } from '../core/tokens.js';
 import { EXIT_REASON_ENTRY_FAILURE, EXIT_REASON_NAMES } from '../x86/vmx.js';
 
@@ -53,10 +57,7 @@ export function startTrace(
     else stderr.write(text);
   };
   vmx.setTrace((r) => {
-    const basic = r.reason & 0xffff;
-    const failed = (r.reason & EXIT_REASON_ENTRY_FAILURE) !== 0;
-    const name = (EXIT_REASON_NAMES[basic] ?? `reason${basic}`) + (failed ? ' (entry failure)' : '');
-    const line = `exit ${++n} t=${clock.now}ns ${name} qual=0x${r.qualification.toString(16)} rip=0x${r.rip.toString(16)}\n`;
+    const line = `exit ${++n} t=${clock.now}ns ${formatExit(r)}\n`;
     buf.push(line);
     size += line.length;
     if (size >= FLUSH_AT) flush();
@@ -68,6 +69,37 @@ export function startTrace(
       if (fd !== undefined) fs.closeSync(fd);
     },
   };
+}
+
+/** Hex of a 64-bit field held as a number: negative values (sign-extended) print as 64-bit two's complement. */
+const hex = (n: number): string => `0x${(n < 0 ? BigInt.asUintN(64, BigInt(n)) : n).toString(16)}`;
+
+/**
+ * One exit as text: reason name, qual=, rip=, then only the fields valid for it. A record without
+ * the exit-information fields (an older or stand-in vmx plugin) prints the first three.
+ */
+export function formatExit(
+  r: Partial<ExitTraceRecord> & Pick<ExitTraceRecord, 'reason' | 'qualification' | 'rip'>,
+): string {
+  const basic = r.reason & 0xffff;
+  const failed = (r.reason & EXIT_REASON_ENTRY_FAILURE) !== 0;
+  const name = (EXIT_REASON_NAMES[basic] ?? `reason${basic}`) + (failed ? ' (entry failure)' : '');
+  let s = `${name} qual=${hex(r.qualification)} rip=${hex(r.rip)}`;
+  if (r.instructionLength !== undefined && r.instructionLength > 0) s += ` len=${r.instructionLength}`;
+  if (r.instructionInfo !== undefined && r.instructionInfo >= 0) s += ` info=${hex(r.instructionInfo)}`;
+  if (r.guestLinear !== undefined && r.guestLinear !== -1) s += ` gla=${hex(r.guestLinear)}`;
+  if (r.guestPhysical !== undefined && r.guestPhysical >= 0) s += ` gpa=${hex(r.guestPhysical)}`;
+  if (r.interruptionInfo) {
+    s += ` intr=${hex(r.interruptionInfo)}`;
+    if (r.interruptionErrorCode !== undefined && r.interruptionErrorCode >= 0)
+      s += ` err=${hex(r.interruptionErrorCode)}`;
+  }
+  if (r.idtVectoringInfo) {
+    s += ` idt=${hex(r.idtVectoringInfo)}`;
+    if (r.idtVectoringErrorCode !== undefined && r.idtVectoringErrorCode >= 0)
+      s += ` idterr=${hex(r.idtVectoringErrorCode)}`;
+  }
+  return s;
 }
 
 /** `--stats` asks the vmx plugin for host time per exit reason (two clock reads per exit). */

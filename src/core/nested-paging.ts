@@ -24,6 +24,8 @@ export interface NestedPaging {
    */
   translate(eptp: number, r: TranslateRequest): number;
   readonly lastViolation: NestedPagingViolation;
+  /** The last successful translation: its permissions (bit 0 read, 1 write, 2 execute). */
+  readonly last?: { readonly perms: number };
   /** INVEPT: 1 single-context (the EP4TA of `eptp`), 2 all-context. Also drops the CPU's composed translations. */
   invept(type: 1 | 2, eptp: number): void;
 }

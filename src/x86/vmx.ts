@@ -524,6 +524,33 @@ export const IoInstrInfo = {
   SEGMENT_SHIFT: 15,
 } as const;
 
+/**
+ * VM-exit instruction information for LGDT/LIDT/SGDT/SIDT and LLDT/LTR/SLDT/STR (SDM Vol. 3C 27.2.5,
+ * Tables 27-10 and 27-11). The exit qualification holds the displacement.
+ */
+export const DtInstrInfo = {
+  /** Bits 1:0: scaling (index * 2^n). */
+  SCALE_MASK: 0x3,
+  /** Bits 6:3 (LDTR/TR, register operand): the register. */
+  REG1_SHIFT: 3,
+  /** Bits 9:7: address size, 0 = 16, 1 = 32, 2 = 64 bits. */
+  ADDRESS_SIZE_SHIFT: 7,
+  /** Bit 10 (LDTR/TR): 1 = register operand. */
+  REGISTER: 1 << 10,
+  /** Bit 11 (GDTR/IDTR): operand size, 1 = 32 bits. */
+  OPERAND_SIZE_32: 1 << 11,
+  /** Bits 17:15: segment register. */
+  SEGMENT_SHIFT: 15,
+  /** Bits 21:18 index register, bit 22 index invalid. */
+  INDEX_SHIFT: 18,
+  INDEX_INVALID: 1 << 22,
+  /** Bits 26:23 base register, bit 27 base invalid. */
+  BASE_SHIFT: 23,
+  BASE_INVALID: 1 << 27,
+  /** Bits 29:28: 0 SGDT/SLDT, 1 SIDT/STR, 2 LGDT/LLDT, 3 LIDT/LTR. */
+  IDENTITY_SHIFT: 28,
+} as const;
+
 /** MSR bitmap layout (SDM Vol. 3C 24.6.9): four 1-KiB bitmaps in one 4-KiB page. */
 export const MsrBitmap = {
   READ_LOW: 0x000,

@@ -2,7 +2,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { enableExitTiming, parseTraceFlag, startTrace } from '../../src/cli-lib/trace.js';
+import { enableExitTiming, formatExit, parseTraceFlag, startTrace } from '../../src/cli-lib/trace.js';
 import { loadMachine } from '../../src/index.js';
 
 function machine(withVmx: boolean): string {
@@ -61,5 +61,57 @@ describe('--trace exits', () => {
     enableExitTiming(m);
     expect(m.stats()['fake-vmx']).toEqual({ timing: 1 });
     await m.dispose();
+  });
+});
+
+describe('formatExit: the exit-information fields valid for the exit', () => {
+  const none = {
+    instructionLength: 0,
+    instructionInfo: -1,
+    guestLinear: -1,
+    guestPhysical: -1,
+    interruptionInfo: 0,
+    interruptionErrorCode: -1,
+    idtVectoringInfo: 0,
+    idtVectoringErrorCode: -1,
+  };
+  it('prints only what is valid', () => {
+    expect(formatExit({ reason: 10, qualification: 0, rip: 0x8000, ...none, instructionLength: 2 })).toBe(
+      'Cpuid qual=0x0 rip=0x8000 len=2',
+    );
+    expect(
+      formatExit({
+        reason: 48,
+        qualification: 0x18a,
+        rip: 0x102069,
+        ...none,
+        guestLinear: 0x202ffc,
+        guestPhysical: 0x202ffc,
+        idtVectoringInfo: 0x80000b0e,
+        idtVectoringErrorCode: 2,
+      }),
+    ).toBe('EptViolation qual=0x18a rip=0x102069 gla=0x202ffc gpa=0x202ffc idt=0x80000b0e idterr=0x2');
+    expect(
+      formatExit({
+        reason: 0,
+        qualification: 0,
+        rip: 1,
+        ...none,
+        interruptionInfo: 0x80000b0d,
+        interruptionErrorCode: 0,
+      }),
+    ).toBe('ExceptionOrNmi qual=0x0 rip=0x1 intr=0x80000b0d err=0x0');
+  });
+  it('a negative (sign-extended) qualification prints as 64 bits', () => {
+    expect(
+      formatExit({
+        reason: 46,
+        qualification: -40,
+        rip: 0,
+        ...none,
+        instructionLength: 4,
+        instructionInfo: 0x2c10880,
+      }),
+    ).toBe('GdtrIdtrAccess qual=0xffffffffffffffd8 rip=0x0 len=4 info=0x2c10880');
   });
 });

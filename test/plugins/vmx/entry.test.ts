@@ -47,9 +47,9 @@ describe('VM entry', () => {
       ],
       ['a default1 pin bit cleared', (w) => w(F.PinBasedVmExecControls, 0)],
       [
-        'RDTSC exiting (not implemented)',
+        'RDPMC exiting (not implemented)',
         (w, r) =>
-          w(F.PrimaryProcBasedVmExecControls, r(F.PrimaryProcBasedVmExecControls) | ProcCtl.RdtscExiting),
+          w(F.PrimaryProcBasedVmExecControls, r(F.PrimaryProcBasedVmExecControls) | ProcCtl.RdpmcExiting),
       ],
       [
         'a secondary control outside allowed-1',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EptViolation } from '../../../src/x86/ept.js';
-import { ExitReason, PinCtl, ProcCtl, VmcsField as F } from '../../../src/x86/vmx.js';
+import { DtInstrInfo, ExitReason, PinCtl, Proc2Ctl, ProcCtl, VmcsField as F } from '../../../src/x86/vmx.js';
 import { CODE, bench, guest, idtGate, type Bench } from './harness.js';
 
 function addProc(b: Bench, bits: number): void {
@@ -18,6 +18,75 @@ function go(b: Bench): void {
 }
 
 describe('VM exits with SDM exit information', () => {
+  it('RDTSC exiting: RDTSC (16) and RDTSCP (51) exit, EDX:EAX untouched by the CPU', () => {
+    const b = bench();
+    addProc(b, ProcCtl.RdtscExiting);
+    b.vmx.vmwrite(
+      F.SecondaryProcBasedVmExecControls,
+      b.vmx.vmread32(F.SecondaryProcBasedVmExecControls) | Proc2Ctl.EnableRdtscp,
+    );
+    guest(b, `mov eax, 0x11\n mov edx, 0x22\n rdtsc\n rdtscp\n out 0xeb, al`, (r) => {
+      b.vmx.advanceRip();
+      return r === ExitReason.Rdtscp ? 'stop' : undefined;
+    });
+    go(b);
+    expect(b.exits.map((e) => [e.reason, e.len])).toEqual([
+      [ExitReason.Rdtsc, 2],
+      [ExitReason.Rdtscp, 3],
+    ]);
+    expect([b.vmx.getGpr32(0), b.vmx.getGpr32(2)]).toEqual([0x11, 0x22]);
+  });
+
+  it('descriptor-table exiting: instruction information (27.2.5) and the displacement as qualification', () => {
+    const b = bench();
+    b.vmx.vmwrite(
+      F.SecondaryProcBasedVmExecControls,
+      b.vmx.vmread32(F.SecondaryProcBasedVmExecControls) | Proc2Ctl.DescriptorTableExiting,
+    );
+    const info: number[] = [];
+    guest(
+      b,
+      `mov ebx, 0x3000\n mov esi, 2\n sgdt [ebx+esi*4-8]\n lidt fs:[0x4000]\n sldt ax\n ltr word ptr [ebx]\n out 0xeb, al`,
+      (r) => {
+        info.push(b.vmx.vmread32(F.VmExitInstructionInfo));
+        b.vmx.advanceRip();
+        return r === ExitReason.LdtrTrAccess && info.length === 4 ? 'stop' : undefined;
+      },
+    );
+    go(b);
+    expect(b.exits.map((e) => [e.reason, e.qual])).toEqual([
+      [ExitReason.GdtrIdtrAccess, -8],
+      [ExitReason.GdtrIdtrAccess, 0x4000],
+      [ExitReason.LdtrTrAccess, 0],
+      [ExitReason.LdtrTrAccess, 0],
+    ]);
+    const A32 = 1 << DtInstrInfo.ADDRESS_SIZE_SHIFT;
+    expect(info).toEqual([
+      // SGDT [ebx+esi*4-8]: scale 2, DS, index ESI (6), base EBX (3), 32-bit operand, identity 0.
+      2 |
+        A32 |
+        DtInstrInfo.OPERAND_SIZE_32 |
+        (3 << DtInstrInfo.SEGMENT_SHIFT) |
+        (6 << DtInstrInfo.INDEX_SHIFT) |
+        (3 << DtInstrInfo.BASE_SHIFT),
+      // LIDT fs:[0x4000]: FS, no index, no base, identity 3.
+      A32 |
+        DtInstrInfo.OPERAND_SIZE_32 |
+        (4 << DtInstrInfo.SEGMENT_SHIFT) |
+        DtInstrInfo.INDEX_INVALID |
+        DtInstrInfo.BASE_INVALID |
+        (3 << DtInstrInfo.IDENTITY_SHIFT),
+      // SLDT ax: register operand EAX, identity 0.
+      A32 | DtInstrInfo.REGISTER,
+      // LTR [ebx]: DS, base EBX, identity 3.
+      A32 |
+        (3 << DtInstrInfo.SEGMENT_SHIFT) |
+        DtInstrInfo.INDEX_INVALID |
+        (3 << DtInstrInfo.BASE_SHIFT) |
+        (3 << DtInstrInfo.IDENTITY_SHIFT),
+    ]);
+  });
+
   it('I/O: OUT imm8, OUT DX word, IN DX dword, REP OUTSB (qualification bits 2:0, 3, 4, 5, 6, 31:16)', () => {
     const b = bench();
     addProc(b, ProcCtl.UnconditionalIoExiting);

@@ -109,7 +109,8 @@ describe('capability MSRs (SDM Appendix A)', () => {
     const proc = hi(r(VmxMsr.IA32_VMX_PROCBASED_CTLS));
     expect(proc & ProcCtl.HltExiting).toBe(0);
     expect(proc & ProcCtl.UnconditionalIoExiting).toBe(ProcCtl.UnconditionalIoExiting);
-    expect(proc & ProcCtl.RdtscExiting).toBe(0); // not implemented: not offered
+    expect(proc & ProcCtl.RdtscExiting).toBe(ProcCtl.RdtscExiting);
+    expect(proc & ProcCtl.RdpmcExiting).toBe(0); // not implemented: not offered
     expect(hi(r(VmxMsr.IA32_VMX_PINBASED_CTLS)) & PinCtl.ActivatePreemptionTimer).toBeTruthy();
     expect(hi(r(VmxMsr.IA32_VMX_PROCBASED_CTLS2)) & Proc2Ctl.UnrestrictedGuest).toBeTruthy();
     expect(Number(r(VmxMsr.IA32_VMX_MISC) & 0x1fn)).toBe(7);
