@@ -19,7 +19,7 @@ import { EventType, Vector } from '../../src/x86/exceptions.js';
 import { CR0, CR4, RFLAGS } from '../../src/x86/regs.js';
 import { SegAttr } from '../../src/x86/descriptor.js';
 import { Acc, FAULT, Lazy, PARITY, TWO32, TWO48 } from './core.js';
-import { CpuSystem, CS, DS, ES, FS, GS, SS } from './system.js';
+import { CpuSystem, CS, DS, ES, FS, GS, SegOk, SS } from './system.js';
 import type {
   CpuidEvent,
   CrAccessEvent,
@@ -46,6 +46,9 @@ const LAZY_LOGIC = Lazy.Logic;
 const LAZY_INC = Lazy.Inc;
 const LAZY_DEC = Lazy.Dec;
 const LAZY_SHIFT = Lazy.Shift;
+const SEGOK_READ = SegOk.Read;
+const SEGOK_WRITE = SegOk.Write;
+const SEGOK_EXPAND_DOWN = SegOk.ExpandDown;
 
 /** Opcodes that accept LOCK (SDM Vol. 2A LOCK), 1-byte map and 0F map. */
 const LOCK1 = new Uint8Array(256);
@@ -259,7 +262,7 @@ export class X86Cpu extends CpuSystem {
             d = s;
             s = m & 7;
           }
-          const r = this.alu32(op, rl[d], rl[s], 0);
+          const r = this.alu32(op, rl[d], rl[s]);
           if (op !== 7) {
             rl[d] = r;
             rh[d] = 0;
@@ -278,7 +281,7 @@ export class X86Cpu extends CpuSystem {
         case 0x3d: {
           const op = b >> 3;
           const imm = buf[p + 1] | (buf[p + 2] << 8) | (buf[p + 3] << 16) | (buf[p + 4] << 24);
-          const r = this.alu32(op, rl[0], imm, imm >> 31);
+          const r = this.alu32(op, rl[0], imm);
           if (op !== 7) {
             rl[0] = r;
             rh[0] = 0;
@@ -331,7 +334,7 @@ export class X86Cpu extends CpuSystem {
             break;
           }
           const n = b & 7;
-          rl[n] = this.incDec(4, rl[n], 0, b >= 0x48);
+          rl[n] = this.incDec32(rl[n], b >= 0x48);
           rh[n] = 0;
           len = 1;
           break;
@@ -353,7 +356,7 @@ export class X86Cpu extends CpuSystem {
         case 0x7e:
         case 0x7f:
           len = 2;
-          if (this.cond(b & 15)) {
+          if (this.condFast(b & 15)) {
             jump = true;
             rel = (buf[p + 1] << 24) >> 24;
           }
@@ -382,7 +385,7 @@ export class X86Cpu extends CpuSystem {
             imm = buf[p + 2] | (buf[p + 3] << 8) | (buf[p + 4] << 16) | (buf[p + 5] << 24);
             len = 6;
           }
-          const r = this.alu32(op, rl[d], imm, imm >> 31);
+          const r = this.alu32(op, rl[d], imm);
           if (op !== 7) {
             rl[d] = r;
             rh[d] = 0;
@@ -392,7 +395,7 @@ export class X86Cpu extends CpuSystem {
         case 0x85: {
           const m = buf[p + 1];
           if (m < 0xc0) break outer;
-          this.alu32(4, rl[m & 7], rl[(m >> 3) & 7], 0);
+          this.alu32(4, rl[m & 7], rl[(m >> 3) & 7]);
           len = 2;
           break;
         }
@@ -456,7 +459,7 @@ export class X86Cpu extends CpuSystem {
             len = 2;
           }
           const d = m & 7;
-          rl[d] = this.shift((m >> 3) & 7, 4, rl[d], 0, cnt);
+          rl[d] = this.shift32((m >> 3) & 7, rl[d], cnt);
           rh[d] = 0;
           break;
         }
@@ -464,7 +467,7 @@ export class X86Cpu extends CpuSystem {
           const m = buf[p + 1];
           if (m < 0xc0 || m >= 0xd0) break outer; // INC/DEC Ev only
           const d = m & 7;
-          rl[d] = this.incDec(4, rl[d], 0, m >= 0xc8);
+          rl[d] = this.incDec32(rl[d], m >= 0xc8);
           rh[d] = 0;
           len = 2;
           break;
@@ -473,7 +476,7 @@ export class X86Cpu extends CpuSystem {
           const b2 = buf[p + 1];
           if (b2 >= 0x80 && b2 <= 0x8f) {
             len = 6;
-            if (this.cond(b2 & 15)) {
+            if (this.condFast(b2 & 15)) {
               jump = true;
               rel = buf[p + 2] | (buf[p + 3] << 8) | (buf[p + 4] << 16) | (buf[p + 5] << 24);
             }
@@ -497,7 +500,7 @@ export class X86Cpu extends CpuSystem {
           const e = m & 7;
           if (b2 >= 0x40 && b2 <= 0x4f) {
             // CMOVcc: a 32-bit destination is written (zero-extended) even when the condition fails.
-            if (this.cond(b2 & 15)) rl[g] = rl[e];
+            if (this.condFast(b2 & 15)) rl[g] = rl[e];
             rh[g] = 0;
           } else if (b2 === 0xb6 || b2 === 0xbe) {
             // MOVZX/MOVSX Gv,Eb: without REX, r/m 4-7 name AH CH DH BH.
@@ -561,41 +564,115 @@ export class X86Cpu extends CpuSystem {
     return k;
   }
 
-  /** alu() for a 32-bit operation on the fast path, with the common operations inline. */
-  private alu32(op: number, a: number, b: number, bh: number): number {
+  /**
+   * alu() for a 32-bit operation on the fast path, all eight inline. Only what the lazy-flag
+   * getters read for a 32-bit size is recorded (the high halves matter for size 8 only; a logic
+   * result needs no operands).
+   */
+  private alu32(op: number, a: number, b: number): number {
     let r: number;
     switch (op) {
       case 0:
         r = (a + b) | 0;
         this.lfOp = LAZY_ADD;
+        this.lfA = a;
+        this.lfB = b;
         break;
+      case 2: {
+        const c = this.carry();
+        r = (a + b + c) | 0;
+        this.lfOp = LAZY_ADC;
+        this.lfC = c;
+        this.lfA = a;
+        this.lfB = b;
+        break;
+      }
+      case 3: {
+        const c = this.carry();
+        r = (a - b - c) | 0;
+        this.lfOp = LAZY_SBB;
+        this.lfC = c;
+        this.lfA = a;
+        this.lfB = b;
+        break;
+      }
       case 5:
       case 7:
         r = (a - b) | 0;
         this.lfOp = LAZY_SUB;
+        this.lfA = a;
+        this.lfB = b;
         break;
       case 1:
+        r = a | b;
+        this.lfOp = LAZY_LOGIC;
+        break;
       case 4:
-      case 6:
-        r = op === 1 ? a | b : op === 4 ? a & b : a ^ b;
-        // As alu(): a logic result records no operands.
-        a = 0;
-        b = 0;
-        bh = 0;
+        r = a & b;
         this.lfOp = LAZY_LOGIC;
         break;
       default:
-        return this.alu(op, 4, a, 0, b, bh); // ADC, SBB
+        r = a ^ b;
+        this.lfOp = LAZY_LOGIC;
     }
     this.lfSz = 4;
     this.lfR = r;
-    this.lfRH = 0;
-    this.lfA = a;
-    this.lfAH = 0;
-    this.lfB = b;
-    this.lfBH = bh;
-    this.hi = 0;
     return r;
+  }
+
+  /** CF for ADC/SBB/INC/DEC on the fast path: the kinds that keep it in lfC need no getCF(). */
+  private carry(): number {
+    const op = this.lfOp;
+    if (op >= LAZY_INC) return this.lfC; // INC, DEC (preserved CF), shifts (CF out)
+    if (op === LAZY_LOGIC) return 0;
+    return this.getCF();
+  }
+
+  /** 32-bit INC/DEC (CF preserved, SDM Vol. 2A INC/DEC). */
+  private incDec32(a: number, dec: boolean): number {
+    const c = this.carry();
+    const r = dec ? (a - 1) | 0 : (a + 1) | 0;
+    this.lfOp = dec ? LAZY_DEC : LAZY_INC;
+    this.lfSz = 4;
+    this.lfR = r;
+    this.lfA = a;
+    this.lfB = 1;
+    this.lfC = c;
+    return r;
+  }
+
+  /** 32-bit group 2 on the fast path: SHL/SHR/SAL/SAR inline (as shift()), rotates through shift(). */
+  private shift32(op: number, a: number, cnt: number): number {
+    cnt &= 31;
+    if (cnt === 0) return a; // flags unaffected
+    if (op < 4) return this.shift(op, 4, a, 0, cnt);
+    let r: number, cf: number, of: number;
+    if (op === 5) {
+      cf = (a >>> (cnt - 1)) & 1;
+      r = (a >>> cnt) | 0;
+      of = a >>> 31;
+    } else if (op === 7) {
+      cf = (a >> (cnt - 1)) & 1;
+      r = a >> cnt;
+      of = 0;
+    } else {
+      cf = (a >>> (32 - cnt)) & 1;
+      r = a << cnt;
+      of = (r >>> 31) ^ cf;
+    }
+    // As shift(): OF (0/1) in lfB, CF in lfC; AF reads as clear for Shift without lfA.
+    this.lfOp = LAZY_SHIFT;
+    this.lfSz = 4;
+    this.lfR = r;
+    this.lfB = of;
+    this.lfC = cf;
+    return r;
+  }
+
+  /** cond() with the ZF tests (JE/JNE) of a 32-bit result inline. */
+  private condFast(cc: number): boolean {
+    if (cc >> 1 === 2 && this.lfOp !== 0 && this.lfSz === 4) return (this.lfR === 0) !== ((cc & 1) !== 0);
+    return this.cond(cc);
   }
 
   /**
@@ -616,12 +693,29 @@ export class X86Cpu extends CpuSystem {
     const size = wide ? (rex & 8 ? 8 : 4) : 1;
     const rl = this.rl;
     const rh = this.rh;
+    const write = op < 0x8a;
+    // segLin's checks inline for the common case; #AC (CPL 3, size > 1) and every failing check
+    // go through segLin, which faults as the general path does.
+    const noAc = size === 1 || this.cpl !== 3;
     let lin: number;
     if (m64) {
       const s = (rl[base] >>> 0) + disp;
       const hi = (rh[base] + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
-      lin = this.segLin(seg, s | 0, hi, size, op < 0x8a);
-    } else lin = this.segLin(seg, (rl[base] + disp) | 0, 0, size, op < 0x8a);
+      // DS and SS have no base in 64-bit mode (SDM Vol. 3A 3.4.4): a canonical offset is the address.
+      if (noAc && (hi + 0x8000) >>> 16 === 0) lin = (hi & 0xffff) * TWO32 + (s >>> 0);
+      else lin = this.segLin(seg, s | 0, hi, size, write);
+    } else {
+      const off = (rl[base] + disp) >>> 0;
+      const ok = this.sOk[seg];
+      if (
+        noAc &&
+        (ok & (write ? SEGOK_WRITE : SEGOK_READ)) !== 0 &&
+        (ok & SEGOK_EXPAND_DOWN) === 0 &&
+        off + size - 1 <= this.sLimit[seg]
+      )
+        lin = (this.sBaseLo[seg] + off) >>> 0;
+      else lin = this.segLin(seg, off | 0, 0, size, write);
+    }
     // Without REX, byte registers 4-7 are AH CH DH BH.
     const high = rex === 0 && g >= 4;
     switch (op) {
@@ -664,7 +758,6 @@ export class X86Cpu extends CpuSystem {
     const m = buf[p + 2];
     if (m < 0xc0) return 0;
     const w = (rex & 8) !== 0;
-    const sz = w ? 8 : 4;
     const e = (m & 7) | ((rex & 1) << 3);
     const g = ((m >> 3) & 7) | ((rex & 4) << 1);
     const rl = this.rl;
@@ -689,7 +782,7 @@ export class X86Cpu extends CpuSystem {
         const op = b >> 3;
         const d = b & 2 ? g : e;
         const s = b & 2 ? e : g;
-        const r = w ? this.alu(op, 8, rl[d], rh[d], rl[s], rh[s]) : this.alu(op, 4, rl[d], 0, rl[s], 0);
+        const r = w ? this.alu(op, 8, rl[d], rh[d], rl[s], rh[s]) : this.alu32(op, rl[d], rl[s]);
         if (op !== 7) {
           rl[d] = r;
           rh[d] = w ? this.hi : 0;
@@ -707,9 +800,7 @@ export class X86Cpu extends CpuSystem {
           imm = buf[p + 3] | (buf[p + 4] << 8) | (buf[p + 5] << 16) | (buf[p + 6] << 24);
           len = 7;
         }
-        const r = w
-          ? this.alu(op, 8, rl[e], rh[e], imm, imm >> 31)
-          : this.alu(op, 4, rl[e], 0, imm, imm >> 31);
+        const r = w ? this.alu(op, 8, rl[e], rh[e], imm, imm >> 31) : this.alu32(op, rl[e], imm);
         if (op !== 7) {
           rl[e] = r;
           rh[e] = w ? this.hi : 0;
@@ -718,7 +809,7 @@ export class X86Cpu extends CpuSystem {
       }
       case 0x85:
         if (w) this.alu(4, 8, rl[e], rh[e], rl[g], rh[g]);
-        else this.alu(4, 4, rl[e], 0, rl[g], 0);
+        else this.alu32(4, rl[e], rl[g]);
         return 3;
       case 0x89:
       case 0x8b: {
@@ -732,14 +823,24 @@ export class X86Cpu extends CpuSystem {
       case 0xd1:
       case 0xd3: {
         const cnt = b === 0xc1 ? buf[p + 3] : b === 0xd1 ? 1 : rl[1] & 0xff;
-        rl[e] = this.shift((m >> 3) & 7, sz, rl[e], w ? rh[e] : 0, cnt);
-        rh[e] = w ? this.hi : 0;
+        if (w) {
+          rl[e] = this.shift((m >> 3) & 7, 8, rl[e], rh[e], cnt);
+          rh[e] = this.hi;
+        } else {
+          rl[e] = this.shift32((m >> 3) & 7, rl[e], cnt);
+          rh[e] = 0;
+        }
         return b === 0xc1 ? 4 : 3;
       }
       case 0xff:
         if (m >= 0xd0) return 0; // INC/DEC Ev only
-        rl[e] = this.incDec(sz, rl[e], w ? rh[e] : 0, m >= 0xc8);
-        rh[e] = w ? this.hi : 0;
+        if (w) {
+          rl[e] = this.incDec(8, rl[e], rh[e], m >= 0xc8);
+          rh[e] = this.hi;
+        } else {
+          rl[e] = this.incDec32(rl[e], m >= 0xc8);
+          rh[e] = 0;
+        }
         return 3;
       default:
         return 0;
@@ -1191,7 +1292,7 @@ export class X86Cpu extends CpuSystem {
         break;
       case 2: {
         // ADC
-        const c = this.getCF();
+        const c = this.carry();
         if (sz === 8) {
           const s = (a >>> 0) + (b >>> 0) + c;
           r = s | 0;
@@ -1203,7 +1304,7 @@ export class X86Cpu extends CpuSystem {
       }
       case 3: {
         // SBB
-        const c = this.getCF();
+        const c = this.carry();
         if (sz === 8) {
           const s = (a >>> 0) - (b >>> 0) - c;
           r = s | 0;
@@ -1242,7 +1343,7 @@ export class X86Cpu extends CpuSystem {
   }
 
   private incDec(sz: number, a: number, ah: number, dec: boolean): number {
-    const c = this.getCF();
+    const c = this.carry();
     let r: number,
       rh = 0;
     if (dec) {
