@@ -20,6 +20,8 @@ import { CR0, CR4, RFLAGS } from '../../src/x86/regs.js';
 import { SegAttr } from '../../src/x86/descriptor.js';
 import { Acc, FAULT, Lazy, PARITY, TWO32, TWO48 } from './core.js';
 import { CpuSystem, CS, DS, ES, FS, GS, SegOk, SS } from './system.js';
+import { compileBlock, emptyBlock, markCodePage } from './blocks.js';
+import type { Block } from './blocks.js';
 import type {
   CpuidEvent,
   CrAccessEvent,
@@ -108,6 +110,8 @@ export class X86Cpu extends CpuSystem {
   private fPos0 = 0;
   /** fPos at the start of the current instruction (adjusted when the window moves). */
   private iStart = 0;
+  /** Physical page number of the window's bytes. */
+  private fPhysPage = -1;
 
   // ---- reusable hook events ----
   private readonly ioEv: IoEvent = {
@@ -127,6 +131,90 @@ export class X86Cpu extends CpuSystem {
 
   constructor(bus: Bus, clock: VirtualClock) {
     super(bus, clock);
+    bus.onCodeWrite((page) => this.dropCodePage(page));
+  }
+
+  // =============================================================================================
+  // Translated blocks (blocks.ts)
+  // =============================================================================================
+
+  /** Translate hot branch targets into blocks (tests turn it off to compare). */
+  blocksOn = true;
+  /** Bumped whenever decoded code is dropped (a block's store checks it to stop). */
+  codeGen = 0;
+  private readonly blocks = new Map<number, Block>();
+  private readonly pageBlocks = new Map<number, Block[]>();
+  /** Times each physical page had its code dropped; pages that keep changing are not translated. */
+  private readonly pageDrops = new Map<number, number>();
+  private lastBlk: Block = emptyBlock(-1, new Uint8Array(0), -1);
+  /** Arrivals at branch targets not yet translated, by a hash of the window position. */
+  private readonly hot = new Uint8Array(4096);
+  readonly blockStats = { compiled: 0, dropped: 0 };
+
+  /** The block at buf[p] (compiled once the target is hot), or null to interpret. */
+  private findBlock(buf: Uint8Array, p: number, m64: boolean): Block | null {
+    const key = p * 2 + (m64 ? 1 : 0);
+    let blk = this.lastBlk;
+    if (blk.key !== key || blk.buf !== buf || !blk.valid) {
+      const b = this.blocks.get(key);
+      if (b === undefined || b.buf !== buf) return this.blocksOn ? this.newBlock(buf, p, m64, key) : null;
+      blk = b;
+      this.lastBlk = b;
+    }
+    return blk.n !== 0 ? blk : null;
+  }
+
+  private newBlock(buf: Uint8Array, p: number, m64: boolean, key: number): Block | null {
+    const h = (p ^ (p >>> 12)) & 4095;
+    if (++this.hot[h] < 16) return null;
+    this.hot[h] = 0;
+    const page = this.fPhysPage;
+    if (page < 0 || (this.pageDrops.get(page) ?? 0) > 64) return null;
+    const region = this.bus.ramAt(page * 4096);
+    if (region === undefined || region.data !== buf) return null;
+    const c = compileBlock(buf, p, this.fEnd, m64);
+    const blk: Block =
+      c === null
+        ? emptyBlock(key, buf, page)
+        : { key, buf, page, n: c.n, bytes: c.bytes, valid: true, fn: c.fn };
+    const old = this.blocks.get(key);
+    if (old !== undefined) old.valid = false;
+    this.blocks.set(key, blk);
+    let list = this.pageBlocks.get(page);
+    if (list === undefined) {
+      list = [];
+      this.pageBlocks.set(page, list);
+    }
+    list.push(blk);
+    if (c !== null) {
+      this.blockStats.compiled++;
+      if (region.codePages[page - region.base / 4096] === 0) {
+        markCodePage(region, page);
+        // Stores to the page must now take the slow path, which reports them.
+        const base = page * 4096;
+        for (let i = 0; i < this.tlbPhys.length; i++)
+          if (this.tlbPhys[i] === base) {
+            this.tagWS[i] = -1;
+            this.tagWU[i] = -1;
+          }
+      }
+    }
+    this.lastBlk = blk;
+    return c === null ? null : blk;
+  }
+
+  /** Drop the blocks decoded from a physical page (its bytes changed: bus.noteRamWrite). */
+  dropCodePage(page: number): void {
+    const list = this.pageBlocks.get(page);
+    if (list === undefined) return;
+    this.pageBlocks.delete(page);
+    for (const b of list) {
+      b.valid = false;
+      if (this.blocks.get(b.key) === b) this.blocks.delete(b.key);
+    }
+    this.blockStats.dropped += list.length;
+    this.pageDrops.set(page, (this.pageDrops.get(page) ?? 0) + 1);
+    this.codeGen++;
   }
 
   // =============================================================================================
@@ -230,7 +318,40 @@ export class X86Cpu extends CpuSystem {
     let k = 0;
     let counted = 0;
     let ip = rip;
+    // At a branch target (and on entry) a translated block may take over.
+    let landed = true;
     outer: while (k < n && p <= last) {
+      if (landed) {
+        landed = false;
+        const blk = this.findBlock(buf, p, m64);
+        if (blk !== null && k + blk.n <= n && p + blk.bytes <= this.fEnd) {
+          this.icount += k - counted;
+          const before = this.icount;
+          const start = rip;
+          const t = blk.fn(this, rl, rh, rip);
+          const done = this.icount - before;
+          if (done !== 0) {
+            k += done;
+            counted = k;
+            ip = start;
+            rip = t;
+            // A jump back to the block or before it: the loop check of the taken-branch path below.
+            if (t <= start && this.idleSkip) this.backEdge(t);
+            if (this.eventCheck) {
+              p = -1;
+              break;
+            }
+            const d = (m64 ? t : (csBase + t) >>> 0) - lin0;
+            if (!(d >= 0 && d < size)) {
+              p = -1;
+              break;
+            }
+            p = (pos0 + d) | 0;
+            landed = true;
+            continue;
+          }
+        }
+      }
       const b = buf[p];
       let len: number;
       let jump = false;
@@ -552,6 +673,7 @@ export class X86Cpu extends CpuSystem {
         break;
       }
       p = (pos0 + d) | 0;
+      landed = true;
     }
     this.icount += k - counted;
     this.ip0 = ip;
@@ -621,7 +743,7 @@ export class X86Cpu extends CpuSystem {
   }
 
   /** CF for ADC/SBB/INC/DEC on the fast path: the kinds that keep it in lfC need no getCF(). */
-  private carry(): number {
+  carry(): number {
     const op = this.lfOp;
     if (op >= LAZY_INC) return this.lfC; // INC, DEC (preserved CF), shifts (CF out)
     if (op === LAZY_LOGIC) return 0;
@@ -642,7 +764,7 @@ export class X86Cpu extends CpuSystem {
   }
 
   /** 32-bit group 2 on the fast path: SHL/SHR/SAL/SAR inline (as shift()), rotates through shift(). */
-  private shift32(op: number, a: number, cnt: number): number {
+  shift32(op: number, a: number, cnt: number): number {
     cnt &= 31;
     if (cnt === 0) return a; // flags unaffected
     if (op < 4) return this.shift(op, 4, a, 0, cnt);
@@ -670,9 +792,43 @@ export class X86Cpu extends CpuSystem {
   }
 
   /** cond() with the ZF tests (JE/JNE) of a 32-bit result inline. */
-  private condFast(cc: number): boolean {
+  condFast(cc: number): boolean {
     if (cc >> 1 === 2 && this.lfOp !== 0 && this.lfSz === 4) return (this.lfR === 0) !== ((cc & 1) !== 0);
     return this.cond(cc);
+  }
+
+  /**
+   * Linear address of a data access at base (lo, hi) + disp through DS or SS (fast path, blocks):
+   * segLin's checks inline for the common case; #AC (CPL 3, size > 1) and every failing check go
+   * through segLin, which faults as the general path does.
+   */
+  dataLin(
+    seg: number,
+    lo: number,
+    hi: number,
+    disp: number,
+    size: number,
+    write: boolean,
+    m64: boolean,
+  ): number {
+    const noAc = size === 1 || this.cpl !== 3;
+    if (m64) {
+      const s = (lo >>> 0) + disp;
+      const h = (hi + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
+      // DS and SS have no base in 64-bit mode (SDM Vol. 3A 3.4.4): a canonical offset is the address.
+      if (noAc && (h + 0x8000) >>> 16 === 0) return (h & 0xffff) * TWO32 + (s >>> 0);
+      return this.segLin(seg, s | 0, h, size, write);
+    }
+    const off = (lo + disp) >>> 0;
+    const ok = this.sOk[seg];
+    if (
+      noAc &&
+      (ok & (write ? SEGOK_WRITE : SEGOK_READ)) !== 0 &&
+      (ok & SEGOK_EXPAND_DOWN) === 0 &&
+      off + size - 1 <= this.sLimit[seg]
+    )
+      return (this.sBaseLo[seg] + off) >>> 0;
+    return this.segLin(seg, off | 0, 0, size, write);
   }
 
   /**
@@ -693,29 +849,7 @@ export class X86Cpu extends CpuSystem {
     const size = wide ? (rex & 8 ? 8 : 4) : 1;
     const rl = this.rl;
     const rh = this.rh;
-    const write = op < 0x8a;
-    // segLin's checks inline for the common case; #AC (CPL 3, size > 1) and every failing check
-    // go through segLin, which faults as the general path does.
-    const noAc = size === 1 || this.cpl !== 3;
-    let lin: number;
-    if (m64) {
-      const s = (rl[base] >>> 0) + disp;
-      const hi = (rh[base] + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
-      // DS and SS have no base in 64-bit mode (SDM Vol. 3A 3.4.4): a canonical offset is the address.
-      if (noAc && (hi + 0x8000) >>> 16 === 0) lin = (hi & 0xffff) * TWO32 + (s >>> 0);
-      else lin = this.segLin(seg, s | 0, hi, size, write);
-    } else {
-      const off = (rl[base] + disp) >>> 0;
-      const ok = this.sOk[seg];
-      if (
-        noAc &&
-        (ok & (write ? SEGOK_WRITE : SEGOK_READ)) !== 0 &&
-        (ok & SEGOK_EXPAND_DOWN) === 0 &&
-        off + size - 1 <= this.sLimit[seg]
-      )
-        lin = (this.sBaseLo[seg] + off) >>> 0;
-      else lin = this.segLin(seg, off | 0, 0, size, write);
-    }
+    const lin = this.dataLin(seg, rl[base], rh[base], disp, size, op < 0x8a, m64);
     // Without REX, byte registers 4-7 are AH CH DH BH.
     const high = rex === 0 && g >= 4;
     switch (op) {
@@ -1018,8 +1152,10 @@ export class X86Cpu extends CpuSystem {
     if (this.tX[i] === page) {
       buf = this.tlbMem[i];
       off = this.tlbOff[i];
+      this.fPhysPage = this.tlbPhys[i] / 4096;
     } else {
       const phys = this.tlbFill(lin, Acc.Fetch);
+      this.fPhysPage = Math.floor(phys / 4096);
       buf = this.fillMem;
       off = (this.fillOff - (phys % 4096)) | 0;
       if (buf === null) {
