@@ -409,7 +409,6 @@ export function compileBlock(
   const src =
     `'use strict';${load}let fR=0,fA=0,fB=0,fC=0,fRH=0,fAH=0;const ic0=cpu.icount,g0=cpu.codeGen;` +
     `try{${body}}catch(e){${wb}throw e;}`;
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval
   const fn = new Function('cpu', 'rl', 'rh', 'rip', src) as BlockFn;
   return { fn, n, bytes: q - p };
 }

@@ -10,7 +10,8 @@
  * The common forms (register ALU/MOV/shifts/INC/DEC/CMOVcc/MOVZX/MOVSX, MOV/MOVZX through [base] or
  * [base+disp8], Jcc/JMP) run on a fast path (fastRun) that decodes them from the same window with RIP
  * and the window position in locals; everything else, and every instruction while TF is set or an
- * event waits, goes through step(). No decoded code is cached, so nothing needs invalidating.
+ * event waits, goes through step(). Hot branch targets of the fast path run as translated blocks
+ * (blocks.ts), which are dropped when their page is written (see there).
  */
 import type { Bus } from '../../src/core/bus.js';
 import type { VirtualClock } from '../../src/core/clock.js';
