@@ -37,6 +37,8 @@ const MASK = [0, 0xff, 0xffff, 0, -1, 0, 0, 0, -1];
 const SIGN = [0, 0x80, 0x8000, 0, 0x80000000, 0, 0, 0, 0x80000000];
 /** REP iterations done per step before the instruction is restarted (lets events in). */
 const REP_CHUNK = 1024;
+/** Translated blocks kept at most (each holds a compiled function). */
+const MAX_BLOCKS = 32768;
 
 // The lazy-flag kinds the arithmetic helpers record, as module constants: a loader that reaches
 // imported bindings through a proxy (jiti, which `npm run bench` uses) would otherwise pay a trap
@@ -173,6 +175,7 @@ export class X86Cpu extends CpuSystem {
     if (page < 0 || (this.pageDrops.get(page) ?? 0) > 64) return null;
     const region = this.bus.ramAt(page * 4096);
     if (region === undefined || region.data !== buf) return null;
+    if (this.blocks.size >= MAX_BLOCKS) this.dropAllBlocks();
     const c = compileBlock(buf, p, this.fEnd, m64);
     const blk: Block =
       c === null
@@ -202,6 +205,14 @@ export class X86Cpu extends CpuSystem {
     }
     this.lastBlk = blk;
     return c === null ? null : blk;
+  }
+
+  /** Start the cache afresh (it reached MAX_BLOCKS: a guest that ran much code once). */
+  private dropAllBlocks(): void {
+    for (const b of this.blocks.values()) b.valid = false;
+    this.blocks.clear();
+    this.pageBlocks.clear();
+    this.codeGen++;
   }
 
   /** Drop the blocks decoded from a physical page (its bytes changed: bus.noteRamWrite). */
