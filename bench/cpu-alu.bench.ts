@@ -1,7 +1,9 @@
 /**
  * CPU interpreter throughput: a loop of integer ALU instructions (xorshift32 steps, an add, a
  * counter and a branch: 14 instructions per iteration, like the alu phase of ../shared/bench) run
- * in 32-bit protected mode (paging off) and in 64-bit long mode (2 MiB identity pages). Reports
+ * in 32-bit protected mode (paging off) and in 64-bit long mode (2 MiB identity pages), and the inner
+ * loops of the kit's alu (bytewise CRC32: MOVZX, SHR, SBB, AND, XOR) and mem_byte (byte copy) phases.
+ * Reports
  * emulated MIPS = instructions retired / process CPU time (steadier than wall time on a shared
  * machine), best of 3 runs after a warm-up.
  */
@@ -26,12 +28,34 @@ function loop(n: number): number[] {
   return [0xb9, n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24, ...body, 0x75, rel & 0xff, 0xf4];
 }
 
-function machine(mode: 32 | 64): X86_64 {
+/** The kit's CRC32 inner loop over 1 MiB at 0x200000 (ECX bytes): 37 instructions per byte. */
+function crc(m64: boolean): number[] {
+  const bit = [0xd1, 0xe8, 0x19, 0xd2, 0x81, 0xe2, 0x20, 0x83, 0xb8, 0xed, 0x31, 0xd0];
+  const body = [0x0f, 0xb6, 0x13, ...(m64 ? [0x48, 0xff, 0xc3] : [0x43]), 0x31, 0xd0];
+  for (let i = 0; i < 8; i++) body.push(...bit);
+  body.push(...(m64 ? [0xff, 0xc9] : [0x49]));
+  const rel = -(body.length + 2);
+  return [0xbb, 0, 0, 0x20, 0, 0xb9, 0, 0, 0x10, 0, ...body, 0x75, rel & 0xff, 0xf4];
+}
+
+/** The kit's mem_byte loop: 1 MiB from 0x200000 to 0x300000 a byte at a time, 6 instructions per byte. */
+function byteCopy(m64: boolean): number[] {
+  const inc = (r: number): number[] => (m64 ? [0x48, 0xff, 0xc0 | r] : [0x40 | r]);
+  const body = [0x8a, 0x1a, 0x88, 0x19, ...inc(2), ...inc(1), ...(m64 ? [0xff, 0xc8] : [0x48])];
+  const rel = -(body.length + 2);
+  return [0xba, 0, 0, 0x20, 0, 0xb9, 0, 0, 0x30, 0, 0xb8, 0, 0, 0x10, 0, ...body, 0x75, rel & 0xff, 0xf4];
+}
+
+type Kind = 'alu' | 'crc' | 'byte';
+
+function machine(mode: 32 | 64, kind: Kind = 'alu'): X86_64 {
   const bus = new Bus('bench');
   const ram = bus.addRam('ram', 0, 0x400000).data;
   const cpu = new X86_64(bus, new VirtualClock());
   cpu.reset();
-  ram.set(loop(ITERATIONS), CODE);
+  const m64 = mode === 64;
+  ram.set(kind === 'alu' ? loop(ITERATIONS) : kind === 'crc' ? crc(m64) : byteCopy(m64), CODE);
+  for (let i = 0; i < 0x100000; i++) ram[0x200000 + i] = (i * 2654435761) >>> 24;
   if (mode === 32) {
     cpu.enterFlat32(CODE);
     return cpu;
@@ -60,8 +84,8 @@ function machine(mode: 32 | 64): X86_64 {
   return cpu;
 }
 
-function once(mode: 32 | 64): number {
-  const cpu = machine(mode);
+function once(mode: 32 | 64, kind: Kind = 'alu'): number {
+  const cpu = machine(mode, kind);
   const t0 = process.cpuUsage();
   while (!cpu.halted) cpu.run(cpu.clock.now + 10_000_000);
   const ms = process.cpuUsage(t0).user / 1000;
@@ -70,11 +94,14 @@ function once(mode: 32 | 64): number {
 
 export async function run(): Promise<BenchResult[]> {
   const out: BenchResult[] = [];
-  for (const mode of [32, 64] as const) {
-    once(mode);
-    let best = 0;
-    for (let i = 0; i < 3; i++) best = Math.max(best, once(mode));
-    out.push({ name: `cpu alu loop, ${mode}-bit`, value: Math.round(best * 10) / 10, unit: 'MIPS' });
+  const names: Record<Kind, string> = { alu: 'cpu alu loop', crc: 'cpu crc32 loop', byte: 'cpu byte copy' };
+  for (const kind of ['alu', 'crc', 'byte'] as const) {
+    for (const mode of [32, 64] as const) {
+      once(mode, kind);
+      let best = 0;
+      for (let i = 0; i < 3; i++) best = Math.max(best, once(mode, kind));
+      out.push({ name: `${names[kind]}, ${mode}-bit`, value: Math.round(best * 10) / 10, unit: 'MIPS' });
+    }
   }
   return out;
 }

@@ -939,6 +939,8 @@ export class CpuCoreBase {
    */
   protected fillMem: Uint8Array | null = null;
   protected fillOff = 0;
+  /** The RAM region of the last tlbFill that found RAM. */
+  protected fillRam: RamRegion | null = null;
 
   protected tlbFill(lin: number, acc: Acc): number {
     this.counters.tlbMisses++;
@@ -959,6 +961,7 @@ export class CpuCoreBase {
     const ram = r as RamRegion;
     this.fillMem = ram.data;
     this.fillOff = page - ram.base + (phys % 4096);
+    this.fillRam = ram;
     // Cache the translation only when the implicit flag is not in play (tags are per CPL class).
     if (this.implicitAccess && this.cpl === 3) return phys;
     // Supervisor data access to a user page under SMAP depends on EFLAGS.AC: do not cache.
@@ -999,7 +1002,9 @@ export class CpuCoreBase {
       tR[i] = tag;
       // Writable and dirty: later writes need no walk (the D bit is already set).
       const writable = user ? perm & 1 : perm & 1 || (this.cr0 & CR0.WP) === 0 || !this.paging;
-      if (writable && perm & 0x10 && this.s2Writable) tW[i] = tag;
+      // No write entry for a page with decoded code: its stores take writeSlow, which reports them.
+      if (writable && perm & 0x10 && this.s2Writable && ram.codePages[(page - ram.base) >>> 12] === 0)
+        tW[i] = tag;
     }
     return phys;
   }
@@ -1079,7 +1084,8 @@ export class CpuCoreBase {
         m[o + 6] = vh >>> 16;
         m[o + 7] = vh >>> 24;
       }
-      this.noteCodeWrite(phys);
+      const ram = this.fillRam!;
+      if (ram.codePages[(this.fillOff >>> 12) | 0] !== 0) this.bus.noteRamWrite(ram, this.fillOff, size);
       return;
     }
     if (size === 8) {
@@ -1089,9 +1095,6 @@ export class CpuCoreBase {
     }
     this.mmioWrite(phys, size, v);
   }
-
-  /** Hook for the decoded-code cache (none yet: the interpreter decodes from memory every time). */
-  protected noteCodeWrite(_phys: number): void {}
 
   mmioRead(phys: number, size: number): number {
     this.sideEffects++;

@@ -10,7 +10,8 @@
  * The common forms (register ALU/MOV/shifts/INC/DEC/CMOVcc/MOVZX/MOVSX, MOV/MOVZX through [base] or
  * [base+disp8], Jcc/JMP) run on a fast path (fastRun) that decodes them from the same window with RIP
  * and the window position in locals; everything else, and every instruction while TF is set or an
- * event waits, goes through step(). No decoded code is cached, so nothing needs invalidating.
+ * event waits, goes through step(). Hot branch targets of the fast path run as translated blocks
+ * (blocks.ts), which are dropped when their page is written (see there).
  */
 import type { Bus } from '../../src/core/bus.js';
 import type { VirtualClock } from '../../src/core/clock.js';
@@ -19,7 +20,9 @@ import { EventType, Vector } from '../../src/x86/exceptions.js';
 import { CR0, CR4, RFLAGS } from '../../src/x86/regs.js';
 import { SegAttr } from '../../src/x86/descriptor.js';
 import { Acc, FAULT, Lazy, PARITY, TWO32, TWO48 } from './core.js';
-import { CpuSystem, CS, DS, ES, FS, GS, SS } from './system.js';
+import { CpuSystem, CS, DS, ES, FS, GS, SegOk, SS } from './system.js';
+import { compileBlock, emptyBlock, markCodePage } from './blocks.js';
+import type { Block } from './blocks.js';
 import type {
   CpuidEvent,
   CrAccessEvent,
@@ -35,6 +38,8 @@ const MASK = [0, 0xff, 0xffff, 0, -1, 0, 0, 0, -1];
 const SIGN = [0, 0x80, 0x8000, 0, 0x80000000, 0, 0, 0, 0x80000000];
 /** REP iterations done per step before the instruction is restarted (lets events in). */
 const REP_CHUNK = 1024;
+/** Translated blocks kept at most (each holds a compiled function). */
+const MAX_BLOCKS = 32768;
 
 // The lazy-flag kinds the arithmetic helpers record, as module constants: a loader that reaches
 // imported bindings through a proxy (jiti, which `npm run bench` uses) would otherwise pay a trap
@@ -47,6 +52,9 @@ const LAZY_LOGIC = Lazy.Logic;
 const LAZY_INC = Lazy.Inc;
 const LAZY_DEC = Lazy.Dec;
 const LAZY_SHIFT = Lazy.Shift;
+const SEGOK_READ = SegOk.Read;
+const SEGOK_WRITE = SegOk.Write;
+const SEGOK_EXPAND_DOWN = SegOk.ExpandDown;
 
 /** Opcodes that accept LOCK (SDM Vol. 2A LOCK), 1-byte map and 0F map. */
 const LOCK1 = new Uint8Array(256);
@@ -106,6 +114,8 @@ export class X86Cpu extends CpuSystem {
   private fPos0 = 0;
   /** fPos at the start of the current instruction (adjusted when the window moves). */
   private iStart = 0;
+  /** Physical page number of the window's bytes. */
+  private fPhysPage = -1;
 
   // ---- reusable hook events ----
   private readonly ioEv: IoEvent = {
@@ -138,6 +148,99 @@ export class X86Cpu extends CpuSystem {
 
   constructor(bus: Bus, clock: VirtualClock) {
     super(bus, clock);
+    bus.onCodeWrite((page) => this.dropCodePage(page));
+  }
+
+  // =============================================================================================
+  // Translated blocks (blocks.ts)
+  // =============================================================================================
+
+  /** Translate hot branch targets into blocks (tests turn it off to compare). */
+  blocksOn = true;
+  /** Bumped whenever decoded code is dropped (a block's store checks it to stop). */
+  codeGen = 0;
+  private readonly blocks = new Map<number, Block>();
+  private readonly pageBlocks = new Map<number, Block[]>();
+  /** Times each physical page had its code dropped; pages that keep changing are not translated. */
+  private readonly pageDrops = new Map<number, number>();
+  private lastBlk: Block = emptyBlock(-1, new Uint8Array(0), -1);
+  /** Arrivals at branch targets not yet translated, by a hash of the window position. */
+  private readonly hot = new Uint8Array(4096);
+  readonly blockStats = { compiled: 0, dropped: 0 };
+
+  /** The block at buf[p] (compiled once the target is hot), or null to interpret. */
+  private findBlock(buf: Uint8Array, p: number, m64: boolean): Block | null {
+    const key = p * 2 + (m64 ? 1 : 0);
+    let blk = this.lastBlk;
+    if (blk.key !== key || blk.buf !== buf || !blk.valid) {
+      const b = this.blocks.get(key);
+      if (b === undefined || b.buf !== buf) return this.blocksOn ? this.newBlock(buf, p, m64, key) : null;
+      blk = b;
+      this.lastBlk = b;
+    }
+    return blk.n !== 0 ? blk : null;
+  }
+
+  private newBlock(buf: Uint8Array, p: number, m64: boolean, key: number): Block | null {
+    const h = (p ^ (p >>> 12)) & 4095;
+    if (++this.hot[h] < 16) return null;
+    this.hot[h] = 0;
+    const page = this.fPhysPage;
+    if (page < 0 || (this.pageDrops.get(page) ?? 0) > 64) return null;
+    const region = this.bus.ramAt(page * 4096);
+    if (region === undefined || region.data !== buf) return null;
+    if (this.blocks.size >= MAX_BLOCKS) this.dropAllBlocks();
+    const c = compileBlock(buf, p, this.fEnd, m64);
+    const blk: Block =
+      c === null
+        ? emptyBlock(key, buf, page)
+        : { key, buf, page, n: c.n, bytes: c.bytes, valid: true, fn: c.fn };
+    const old = this.blocks.get(key);
+    if (old !== undefined) old.valid = false;
+    this.blocks.set(key, blk);
+    let list = this.pageBlocks.get(page);
+    if (list === undefined) {
+      list = [];
+      this.pageBlocks.set(page, list);
+    }
+    list.push(blk);
+    if (c !== null) {
+      this.blockStats.compiled++;
+      if (region.codePages[page - region.base / 4096] === 0) {
+        markCodePage(region, page);
+        // Stores to the page must now take the slow path, which reports them.
+        const base = page * 4096;
+        for (let i = 0; i < this.tlbPhys.length; i++)
+          if (this.tlbPhys[i] === base) {
+            this.tagWS[i] = -1;
+            this.tagWU[i] = -1;
+          }
+      }
+    }
+    this.lastBlk = blk;
+    return c === null ? null : blk;
+  }
+
+  /** Start the cache afresh (it reached MAX_BLOCKS: a guest that ran much code once). */
+  private dropAllBlocks(): void {
+    for (const b of this.blocks.values()) b.valid = false;
+    this.blocks.clear();
+    this.pageBlocks.clear();
+    this.codeGen++;
+  }
+
+  /** Drop the blocks decoded from a physical page (its bytes changed: bus.noteRamWrite). */
+  dropCodePage(page: number): void {
+    const list = this.pageBlocks.get(page);
+    if (list === undefined) return;
+    this.pageBlocks.delete(page);
+    for (const b of list) {
+      b.valid = false;
+      if (this.blocks.get(b.key) === b) this.blocks.delete(b.key);
+    }
+    this.blockStats.dropped += list.length;
+    this.pageDrops.set(page, (this.pageDrops.get(page) ?? 0) + 1);
+    this.codeGen++;
   }
 
   // =============================================================================================
@@ -241,7 +344,40 @@ export class X86Cpu extends CpuSystem {
     let k = 0;
     let counted = 0;
     let ip = rip;
+    // At a branch target (and on entry) a translated block may take over.
+    let landed = true;
     outer: while (k < n && p <= last) {
+      if (landed) {
+        landed = false;
+        const blk = this.findBlock(buf, p, m64);
+        if (blk !== null && k + blk.n <= n && p + blk.bytes <= this.fEnd) {
+          this.icount += k - counted;
+          const before = this.icount;
+          const start = rip;
+          const t = blk.fn(this, rl, rh, rip);
+          const done = this.icount - before;
+          if (done !== 0) {
+            k += done;
+            counted = k;
+            ip = start;
+            rip = t;
+            // A jump back to the block or before it: the loop check of the taken-branch path below.
+            if (t <= start && this.idleSkip) this.backEdge(t);
+            if (this.eventCheck) {
+              p = -1;
+              break;
+            }
+            const d = (m64 ? t : (csBase + t) >>> 0) - lin0;
+            if (!(d >= 0 && d < size)) {
+              p = -1;
+              break;
+            }
+            p = (pos0 + d) | 0;
+            landed = true;
+            continue;
+          }
+        }
+      }
       const b = buf[p];
       let len: number;
       let jump = false;
@@ -273,7 +409,7 @@ export class X86Cpu extends CpuSystem {
             d = s;
             s = m & 7;
           }
-          const r = this.alu32(op, rl[d], rl[s], 0);
+          const r = this.alu32(op, rl[d], rl[s]);
           if (op !== 7) {
             rl[d] = r;
             rh[d] = 0;
@@ -292,7 +428,7 @@ export class X86Cpu extends CpuSystem {
         case 0x3d: {
           const op = b >> 3;
           const imm = buf[p + 1] | (buf[p + 2] << 8) | (buf[p + 3] << 16) | (buf[p + 4] << 24);
-          const r = this.alu32(op, rl[0], imm, imm >> 31);
+          const r = this.alu32(op, rl[0], imm);
           if (op !== 7) {
             rl[0] = r;
             rh[0] = 0;
@@ -345,7 +481,7 @@ export class X86Cpu extends CpuSystem {
             break;
           }
           const n = b & 7;
-          rl[n] = this.incDec(4, rl[n], 0, b >= 0x48);
+          rl[n] = this.incDec32(rl[n], b >= 0x48);
           rh[n] = 0;
           len = 1;
           break;
@@ -367,7 +503,7 @@ export class X86Cpu extends CpuSystem {
         case 0x7e:
         case 0x7f:
           len = 2;
-          if (this.cond(b & 15)) {
+          if (this.condFast(b & 15)) {
             jump = true;
             rel = (buf[p + 1] << 24) >> 24;
           }
@@ -396,7 +532,7 @@ export class X86Cpu extends CpuSystem {
             imm = buf[p + 2] | (buf[p + 3] << 8) | (buf[p + 4] << 16) | (buf[p + 5] << 24);
             len = 6;
           }
-          const r = this.alu32(op, rl[d], imm, imm >> 31);
+          const r = this.alu32(op, rl[d], imm);
           if (op !== 7) {
             rl[d] = r;
             rh[d] = 0;
@@ -406,7 +542,7 @@ export class X86Cpu extends CpuSystem {
         case 0x85: {
           const m = buf[p + 1];
           if (m < 0xc0) break outer;
-          this.alu32(4, rl[m & 7], rl[(m >> 3) & 7], 0);
+          this.alu32(4, rl[m & 7], rl[(m >> 3) & 7]);
           len = 2;
           break;
         }
@@ -470,7 +606,7 @@ export class X86Cpu extends CpuSystem {
             len = 2;
           }
           const d = m & 7;
-          rl[d] = this.shift((m >> 3) & 7, 4, rl[d], 0, cnt);
+          rl[d] = this.shift32((m >> 3) & 7, rl[d], cnt);
           rh[d] = 0;
           break;
         }
@@ -478,7 +614,7 @@ export class X86Cpu extends CpuSystem {
           const m = buf[p + 1];
           if (m < 0xc0 || m >= 0xd0) break outer; // INC/DEC Ev only
           const d = m & 7;
-          rl[d] = this.incDec(4, rl[d], 0, m >= 0xc8);
+          rl[d] = this.incDec32(rl[d], m >= 0xc8);
           rh[d] = 0;
           len = 2;
           break;
@@ -487,7 +623,7 @@ export class X86Cpu extends CpuSystem {
           const b2 = buf[p + 1];
           if (b2 >= 0x80 && b2 <= 0x8f) {
             len = 6;
-            if (this.cond(b2 & 15)) {
+            if (this.condFast(b2 & 15)) {
               jump = true;
               rel = buf[p + 2] | (buf[p + 3] << 8) | (buf[p + 4] << 16) | (buf[p + 5] << 24);
             }
@@ -511,7 +647,7 @@ export class X86Cpu extends CpuSystem {
           const e = m & 7;
           if (b2 >= 0x40 && b2 <= 0x4f) {
             // CMOVcc: a 32-bit destination is written (zero-extended) even when the condition fails.
-            if (this.cond(b2 & 15)) rl[g] = rl[e];
+            if (this.condFast(b2 & 15)) rl[g] = rl[e];
             rh[g] = 0;
           } else if (b2 === 0xb6 || b2 === 0xbe) {
             // MOVZX/MOVSX Gv,Eb: without REX, r/m 4-7 name AH CH DH BH.
@@ -563,6 +699,7 @@ export class X86Cpu extends CpuSystem {
         break;
       }
       p = (pos0 + d) | 0;
+      landed = true;
     }
     this.icount += k - counted;
     this.ip0 = ip;
@@ -575,41 +712,149 @@ export class X86Cpu extends CpuSystem {
     return k;
   }
 
-  /** alu() for a 32-bit operation on the fast path, with the common operations inline. */
-  private alu32(op: number, a: number, b: number, bh: number): number {
+  /**
+   * alu() for a 32-bit operation on the fast path, all eight inline. Only what the lazy-flag
+   * getters read for a 32-bit size is recorded (the high halves matter for size 8 only; a logic
+   * result needs no operands).
+   */
+  private alu32(op: number, a: number, b: number): number {
     let r: number;
     switch (op) {
       case 0:
         r = (a + b) | 0;
         this.lfOp = LAZY_ADD;
+        this.lfA = a;
+        this.lfB = b;
         break;
+      case 2: {
+        const c = this.carry();
+        r = (a + b + c) | 0;
+        this.lfOp = LAZY_ADC;
+        this.lfC = c;
+        this.lfA = a;
+        this.lfB = b;
+        break;
+      }
+      case 3: {
+        const c = this.carry();
+        r = (a - b - c) | 0;
+        this.lfOp = LAZY_SBB;
+        this.lfC = c;
+        this.lfA = a;
+        this.lfB = b;
+        break;
+      }
       case 5:
       case 7:
         r = (a - b) | 0;
         this.lfOp = LAZY_SUB;
+        this.lfA = a;
+        this.lfB = b;
         break;
       case 1:
+        r = a | b;
+        this.lfOp = LAZY_LOGIC;
+        break;
       case 4:
-      case 6:
-        r = op === 1 ? a | b : op === 4 ? a & b : a ^ b;
-        // As alu(): a logic result records no operands.
-        a = 0;
-        b = 0;
-        bh = 0;
+        r = a & b;
         this.lfOp = LAZY_LOGIC;
         break;
       default:
-        return this.alu(op, 4, a, 0, b, bh); // ADC, SBB
+        r = a ^ b;
+        this.lfOp = LAZY_LOGIC;
     }
     this.lfSz = 4;
     this.lfR = r;
-    this.lfRH = 0;
-    this.lfA = a;
-    this.lfAH = 0;
-    this.lfB = b;
-    this.lfBH = bh;
-    this.hi = 0;
     return r;
+  }
+
+  /** CF for ADC/SBB/INC/DEC on the fast path: the kinds that keep it in lfC need no getCF(). */
+  carry(): number {
+    const op = this.lfOp;
+    if (op >= LAZY_INC) return this.lfC; // INC, DEC (preserved CF), shifts (CF out)
+    if (op === LAZY_LOGIC) return 0;
+    return this.getCF();
+  }
+
+  /** 32-bit INC/DEC (CF preserved, SDM Vol. 2A INC/DEC). */
+  private incDec32(a: number, dec: boolean): number {
+    const c = this.carry();
+    const r = dec ? (a - 1) | 0 : (a + 1) | 0;
+    this.lfOp = dec ? LAZY_DEC : LAZY_INC;
+    this.lfSz = 4;
+    this.lfR = r;
+    this.lfA = a;
+    this.lfB = 1;
+    this.lfC = c;
+    return r;
+  }
+
+  /** 32-bit group 2 on the fast path: SHL/SHR/SAL/SAR inline (as shift()), rotates through shift(). */
+  shift32(op: number, a: number, cnt: number): number {
+    cnt &= 31;
+    if (cnt === 0) return a; // flags unaffected
+    if (op < 4) return this.shift(op, 4, a, 0, cnt);
+    let r: number, cf: number, of: number;
+    if (op === 5) {
+      cf = (a >>> (cnt - 1)) & 1;
+      r = (a >>> cnt) | 0;
+      of = a >>> 31;
+    } else if (op === 7) {
+      cf = (a >> (cnt - 1)) & 1;
+      r = a >> cnt;
+      of = 0;
+    } else {
+      cf = (a >>> (32 - cnt)) & 1;
+      r = a << cnt;
+      of = (r >>> 31) ^ cf;
+    }
+    // As shift(): OF (0/1) in lfB, CF in lfC; AF reads as clear for Shift without lfA.
+    this.lfOp = LAZY_SHIFT;
+    this.lfSz = 4;
+    this.lfR = r;
+    this.lfB = of;
+    this.lfC = cf;
+    return r;
+  }
+
+  /** cond() with the ZF tests (JE/JNE) of a 32-bit result inline. */
+  condFast(cc: number): boolean {
+    if (cc >> 1 === 2 && this.lfOp !== 0 && this.lfSz === 4) return (this.lfR === 0) !== ((cc & 1) !== 0);
+    return this.cond(cc);
+  }
+
+  /**
+   * Linear address of a data access at base (lo, hi) + disp through DS or SS (fast path, blocks):
+   * segLin's checks inline for the common case; #AC (CPL 3, size > 1) and every failing check go
+   * through segLin, which faults as the general path does.
+   */
+  dataLin(
+    seg: number,
+    lo: number,
+    hi: number,
+    disp: number,
+    size: number,
+    write: boolean,
+    m64: boolean,
+  ): number {
+    const noAc = size === 1 || this.cpl !== 3;
+    if (m64) {
+      const s = (lo >>> 0) + disp;
+      const h = (hi + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
+      // DS and SS have no base in 64-bit mode (SDM Vol. 3A 3.4.4): a canonical offset is the address.
+      if (noAc && (h + 0x8000) >>> 16 === 0) return (h & 0xffff) * TWO32 + (s >>> 0);
+      return this.segLin(seg, s | 0, h, size, write);
+    }
+    const off = (lo + disp) >>> 0;
+    const ok = this.sOk[seg];
+    if (
+      noAc &&
+      (ok & (write ? SEGOK_WRITE : SEGOK_READ)) !== 0 &&
+      (ok & SEGOK_EXPAND_DOWN) === 0 &&
+      off + size - 1 <= this.sLimit[seg]
+    )
+      return (this.sBaseLo[seg] + off) >>> 0;
+    return this.segLin(seg, off | 0, 0, size, write);
   }
 
   /**
@@ -630,12 +875,7 @@ export class X86Cpu extends CpuSystem {
     const size = wide ? (rex & 8 ? 8 : 4) : 1;
     const rl = this.rl;
     const rh = this.rh;
-    let lin: number;
-    if (m64) {
-      const s = (rl[base] >>> 0) + disp;
-      const hi = (rh[base] + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
-      lin = this.segLin(seg, s | 0, hi, size, op < 0x8a);
-    } else lin = this.segLin(seg, (rl[base] + disp) | 0, 0, size, op < 0x8a);
+    const lin = this.dataLin(seg, rl[base], rh[base], disp, size, op < 0x8a, m64);
     // Without REX, byte registers 4-7 are AH CH DH BH.
     const high = rex === 0 && g >= 4;
     switch (op) {
@@ -678,7 +918,6 @@ export class X86Cpu extends CpuSystem {
     const m = buf[p + 2];
     if (m < 0xc0) return 0;
     const w = (rex & 8) !== 0;
-    const sz = w ? 8 : 4;
     const e = (m & 7) | ((rex & 1) << 3);
     const g = ((m >> 3) & 7) | ((rex & 4) << 1);
     const rl = this.rl;
@@ -703,7 +942,7 @@ export class X86Cpu extends CpuSystem {
         const op = b >> 3;
         const d = b & 2 ? g : e;
         const s = b & 2 ? e : g;
-        const r = w ? this.alu(op, 8, rl[d], rh[d], rl[s], rh[s]) : this.alu(op, 4, rl[d], 0, rl[s], 0);
+        const r = w ? this.alu(op, 8, rl[d], rh[d], rl[s], rh[s]) : this.alu32(op, rl[d], rl[s]);
         if (op !== 7) {
           rl[d] = r;
           rh[d] = w ? this.hi : 0;
@@ -721,9 +960,7 @@ export class X86Cpu extends CpuSystem {
           imm = buf[p + 3] | (buf[p + 4] << 8) | (buf[p + 5] << 16) | (buf[p + 6] << 24);
           len = 7;
         }
-        const r = w
-          ? this.alu(op, 8, rl[e], rh[e], imm, imm >> 31)
-          : this.alu(op, 4, rl[e], 0, imm, imm >> 31);
+        const r = w ? this.alu(op, 8, rl[e], rh[e], imm, imm >> 31) : this.alu32(op, rl[e], imm);
         if (op !== 7) {
           rl[e] = r;
           rh[e] = w ? this.hi : 0;
@@ -732,7 +969,7 @@ export class X86Cpu extends CpuSystem {
       }
       case 0x85:
         if (w) this.alu(4, 8, rl[e], rh[e], rl[g], rh[g]);
-        else this.alu(4, 4, rl[e], 0, rl[g], 0);
+        else this.alu32(4, rl[e], rl[g]);
         return 3;
       case 0x89:
       case 0x8b: {
@@ -746,14 +983,24 @@ export class X86Cpu extends CpuSystem {
       case 0xd1:
       case 0xd3: {
         const cnt = b === 0xc1 ? buf[p + 3] : b === 0xd1 ? 1 : rl[1] & 0xff;
-        rl[e] = this.shift((m >> 3) & 7, sz, rl[e], w ? rh[e] : 0, cnt);
-        rh[e] = w ? this.hi : 0;
+        if (w) {
+          rl[e] = this.shift((m >> 3) & 7, 8, rl[e], rh[e], cnt);
+          rh[e] = this.hi;
+        } else {
+          rl[e] = this.shift32((m >> 3) & 7, rl[e], cnt);
+          rh[e] = 0;
+        }
         return b === 0xc1 ? 4 : 3;
       }
       case 0xff:
         if (m >= 0xd0) return 0; // INC/DEC Ev only
-        rl[e] = this.incDec(sz, rl[e], w ? rh[e] : 0, m >= 0xc8);
-        rh[e] = w ? this.hi : 0;
+        if (w) {
+          rl[e] = this.incDec(8, rl[e], rh[e], m >= 0xc8);
+          rh[e] = this.hi;
+        } else {
+          rl[e] = this.incDec32(rl[e], m >= 0xc8);
+          rh[e] = 0;
+        }
         return 3;
       default:
         return 0;
@@ -942,8 +1189,10 @@ export class X86Cpu extends CpuSystem {
     if (this.tX[i] === page) {
       buf = this.tlbMem[i];
       off = this.tlbOff[i];
+      this.fPhysPage = this.tlbPhys[i] / 4096;
     } else {
       const phys = this.tlbFill(lin, Acc.Fetch);
+      this.fPhysPage = Math.floor(phys / 4096);
       buf = this.fillMem;
       off = (this.fillOff - (phys % 4096)) | 0;
       if (buf === null) {
@@ -1216,7 +1465,7 @@ export class X86Cpu extends CpuSystem {
         break;
       case 2: {
         // ADC
-        const c = this.getCF();
+        const c = this.carry();
         if (sz === 8) {
           const s = (a >>> 0) + (b >>> 0) + c;
           r = s | 0;
@@ -1228,7 +1477,7 @@ export class X86Cpu extends CpuSystem {
       }
       case 3: {
         // SBB
-        const c = this.getCF();
+        const c = this.carry();
         if (sz === 8) {
           const s = (a >>> 0) - (b >>> 0) - c;
           r = s | 0;
@@ -1267,7 +1516,7 @@ export class X86Cpu extends CpuSystem {
   }
 
   private incDec(sz: number, a: number, ah: number, dec: boolean): number {
-    const c = this.getCF();
+    const c = this.carry();
     let r: number,
       rh = 0;
     if (dec) {

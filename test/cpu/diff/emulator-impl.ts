@@ -105,6 +105,8 @@ export const emulate: Emulate = (c: DiffCase): DiffResult => {
   const code = e.ram.subarray(WIN[0]! - PHYS, WIN[0]! - PHYS + 4096);
   code.fill(0xcc);
   code.set(c.code);
+  // Every case reuses the code page: report the store so no translated block outlives its bytes.
+  e.bus.noteRamWrite(e.bus.ramAt(PHYS)!, WIN[0]! - PHYS, 4096);
   e.ram.set(c.data, WIN[1]! - PHYS);
   e.ram.set(c.stack, WIN[2]! - PHYS);
   e.fault = undefined;

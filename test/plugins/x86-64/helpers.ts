@@ -123,4 +123,7 @@ export function testMachine(opts: MachineOptions = {}): TestMachine {
 /** Load bytes at a physical address. */
 export function load(m: TestMachine, addr: number, bytes: Uint8Array): void {
   m.ram.set(bytes, addr);
+  // As a loader does: decoded code over the range is dropped.
+  const r = m.bus.ramAt(addr);
+  if (r !== undefined && bytes.length > 0) m.bus.noteRamWrite(r, addr - r.base, bytes.length);
 }
