@@ -13,7 +13,7 @@
  * event waits, goes through step(). Hot branch targets of the fast path run as translated blocks
  * (blocks.ts), which are dropped when their page is written (see there).
  */
-import type { Bus } from '../../src/core/bus.js';
+import type { Bus, RamRegion } from '../../src/core/bus.js';
 import type { VirtualClock } from '../../src/core/clock.js';
 import type { InterruptController } from '../../src/core/cpu.js';
 import { EventType, Vector } from '../../src/x86/exceptions.js';
@@ -3553,6 +3553,8 @@ export class X86Cpu extends CpuSystem {
       // Destination page (write), then source page (read): faults happen before any change.
       let i = (dLin >>> 12) & (this.tagWS.length - 1);
       let dBuf: Uint8Array, dOff: number;
+      // A page holding translated code has no write entry: its stores are reported below.
+      let codeRam: RamRegion | null = null;
       if (this.tW[i] === dLin - (dLin & 0xfff)) {
         dBuf = this.tlbMem[i];
         dOff = this.tlbOff[i] + (dLin & 0xfff);
@@ -3561,6 +3563,8 @@ export class X86Cpu extends CpuSystem {
         if (this.fillMem === null) return did;
         dBuf = this.fillMem;
         dOff = this.fillOff;
+        const ram = this.fillRam!;
+        if (ram.codePages[(dOff >>> 12) | 0] !== 0) codeRam = ram;
       }
       if (kind === 0xa4) {
         i = (sLin >>> 12) & (this.tagWS.length - 1);
@@ -3587,6 +3591,7 @@ export class X86Cpu extends CpuSystem {
         for (let done = sz; done < bytes; done *= 2)
           dBuf.copyWithin(dOff + done, dOff, dOff + Math.min(done, bytes - done));
       }
+      if (codeRam !== null) this.bus.noteRamWrite(codeRam, dOff, bytes);
       this.addRegA(7, bytes);
       this.addRegA(1, -elems);
       this.icount += elems;

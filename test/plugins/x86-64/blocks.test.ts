@@ -188,4 +188,28 @@ describe('x86-64 translated blocks', () => {
       runAt(e.cpu, CODE);
     });
   });
+
+  it('sees code rewritten by the guest with REP MOVSB and REP STOSB (the string fast path)', () => {
+    compare((e) => {
+      const SRC = 0x200000;
+      const COPY = 0x300000;
+      const fresh = loop(50, [0x2d, ...imm32(7), 0x31, 0xc6]);
+      e.ram.set(loop(50, [0x05, ...imm32(3), 0x01, 0xc6]), CODE);
+      e.ram.set(fresh, SRC);
+      // mov esi,SRC; mov edi,CODE; mov ecx,len; cld; rep movsb; hlt
+      e.ram.set(
+        [0xbe, ...imm32(SRC), 0xbf, ...imm32(CODE), 0xb9, ...imm32(fresh.length), 0xfc, 0xf3, 0xa4, 0xf4],
+        COPY,
+      );
+      // mov edi,CODE+1; mov ecx,4; mov al,0x11; rep stosb; hlt: the SUB's immediate becomes 0x11111111
+      const STORE = COPY + 0x100;
+      e.ram.set([0xbf, ...imm32(CODE + 6), 0xb9, ...imm32(4), 0xb0, 0x11, 0xf3, 0xaa, 0xf4], STORE);
+      e.cpu.enterFlat32(CODE);
+      runAt(e.cpu, CODE);
+      runAt(e.cpu, COPY);
+      runAt(e.cpu, CODE);
+      runAt(e.cpu, STORE);
+      runAt(e.cpu, CODE);
+    });
+  });
 });
