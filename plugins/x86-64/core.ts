@@ -175,6 +175,15 @@ export class CpuCoreBase {
   protected readonly tlbOff = new Int32Array(TLB_SIZE);
   /** Physical page base of each entry (for write invalidation of decoded code, stats). */
   protected readonly tlbPhys = new Float64Array(TLB_SIZE);
+  /**
+   * Supervisor translations to device (MMIO) pages, read and write tags sharing mmioPhys: device
+   * registers polled in a loop (HPET counter, LAPIC) would otherwise walk the page tables and EPT
+   * on every access. Dropped with the TLB, whole on INVLPG (their page may be large).
+   */
+  protected readonly mmioTagR = new Float64Array(TLB_SIZE).fill(-1);
+  protected readonly mmioTagW = new Float64Array(TLB_SIZE).fill(-1);
+  protected readonly mmioPhys = new Float64Array(TLB_SIZE);
+  protected mmioEntries = 0;
   /** The tag sets for the current CPL. */
   protected tR: Float64Array = this.tagRS;
   protected tW: Float64Array = this.tagWS;
@@ -534,6 +543,7 @@ export class CpuCoreBase {
 
   flushTlb(keepGlobal = false): void {
     this.counters.tlbFlushes++;
+    this.flushMmioTlb();
     if (!keepGlobal) {
       this.tagRS.fill(-1);
       this.tagWS.fill(-1);
@@ -561,6 +571,7 @@ export class CpuCoreBase {
 
   /** INVLPG: drop the entry for one linear page (any size page containing it: we cache 4K pieces). */
   flushTlbPage(lin: number): void {
+    this.flushMmioTlb();
     if (this.largeEntries > 0) {
       // INVLPG drops the whole translation of a large page: every 4 KiB piece cached from it.
       const m = this.tlbLargeMask;
@@ -579,6 +590,13 @@ export class CpuCoreBase {
       }
     }
     this.dropEntry((lin >>> 12) & TLB_MASK);
+  }
+
+  private flushMmioTlb(): void {
+    if (this.mmioEntries === 0) return;
+    this.mmioTagR.fill(-1);
+    this.mmioTagW.fill(-1);
+    this.mmioEntries = 0;
   }
 
   private dropEntry(i: number): void {
@@ -956,6 +974,8 @@ export class CpuCoreBase {
       page - r.base >= 0x7fff_f000
     ) {
       this.fillMem = null;
+      if (r !== undefined && r.kind === 'mmio' && this.cpl !== 3 && acc !== Acc.Fetch)
+        this.cacheMmio(lin, acc, perm, page);
       return phys;
     }
     const ram = r as RamRegion;
@@ -1009,12 +1029,29 @@ export class CpuCoreBase {
     return phys;
   }
 
+  /** Remember a supervisor translation to a device page (the RAM entries' rules: SMAP, WP, D bit). */
+  private cacheMmio(lin: number, acc: Acc, perm: number, page: number): void {
+    if (perm & 2 && this.cr4 & CR4.SMAP) return;
+    const i = (lin >>> 12) & TLB_MASK;
+    const tag = lin - (lin & 0xfff);
+    if (this.mmioTagR[i] !== tag) this.mmioTagR[i] = -1;
+    if (this.mmioTagW[i] !== tag) this.mmioTagW[i] = -1;
+    this.mmioPhys[i] = page;
+    this.mmioEntries++;
+    if (acc !== Acc.Write) this.mmioTagR[i] = tag;
+    else if ((perm & 1 || (this.cr0 & CR0.WP) === 0 || !this.paging) && perm & 0x10 && this.s2Writable)
+      this.mmioTagW[i] = tag;
+  }
+
   /** Linear page base of an address. */
   static pageOf(lin: number): number {
     return lin - (lin % 4096);
   }
 
   read8Slow(lin: number): number {
+    const i = (lin >>> 12) & TLB_MASK;
+    if (this.mmioTagR[i] === lin - (lin & 0xfff) && this.cpl !== 3)
+      return this.mmioRead(this.mmioPhys[i] + (lin & 0xfff), 1);
     const phys = this.tlbFill(lin, Acc.Read);
     if (this.fillMem !== null) return this.fillMem[this.fillOff];
     return this.mmioRead(phys, 1);
@@ -1035,6 +1072,9 @@ export class CpuCoreBase {
       this.hi = vh;
       return size === 4 || size === 8 ? v | 0 : v >>> 0;
     }
+    const i = (lin >>> 12) & TLB_MASK;
+    if (this.mmioTagR[i] === lin - off && this.cpl !== 3)
+      return this.mmioReadSized(this.mmioPhys[i] + off, size);
     const phys = this.tlbFill(lin, Acc.Read);
     const m = this.fillMem;
     if (m !== null) {
@@ -1044,6 +1084,11 @@ export class CpuCoreBase {
       if (size === 8) this.hi = m[o + 4] | (m[o + 5] << 8) | (m[o + 6] << 16) | (m[o + 7] << 24);
       return v;
     }
+    return this.mmioReadSized(phys, size);
+  }
+
+  /** A device read of 1, 2, 4 or 8 bytes (8: two dword accesses, low first; the high half in `hi`). */
+  private mmioReadSized(phys: number, size: number): number {
     if (size === 8) {
       const lo = this.mmioRead(phys, 4) | 0;
       this.hi = this.mmioRead(phys + 4, 4) | 0;
@@ -1068,6 +1113,11 @@ export class CpuCoreBase {
       }
       return;
     }
+    const i = (lin >>> 12) & TLB_MASK;
+    if (this.mmioTagW[i] === lin - off && this.cpl !== 3) {
+      this.mmioWriteSized(this.mmioPhys[i] + off, size, v, vh);
+      return;
+    }
     const phys = this.tlbFill(lin, Acc.Write);
     const m = this.fillMem;
     if (m !== null) {
@@ -1088,6 +1138,11 @@ export class CpuCoreBase {
       if (ram.codePages[(this.fillOff >>> 12) | 0] !== 0) this.bus.noteRamWrite(ram, this.fillOff, size);
       return;
     }
+    this.mmioWriteSized(phys, size, v, vh);
+  }
+
+  /** A device write of 1, 2, 4 or 8 bytes (8: two dword accesses, low first). */
+  private mmioWriteSized(phys: number, size: number, v: number, vh: number): void {
     if (size === 8) {
       this.mmioWrite(phys, 4, v);
       this.mmioWrite(phys + 4, 4, vh);
