@@ -341,7 +341,14 @@ export default definePlugin({
               kicks++;
               hostApic.acceptInterrupt(KICK_VECTOR, false);
             },
-            nmi: () => {},
+            // The guest APIC's NMI (NMI IPI, LINT1 in NMI mode) becomes the vCPU's pending virtual
+            // NMI; while the guest runs, the kick makes it exit so the exit handler injects it.
+            nmi: () => {
+              vcpu.raiseNmi();
+              if (!vmx.inGuest || !hostApic) return;
+              kicks++;
+              hostApic.acceptInterrupt(KICK_VECTOR, false);
+            },
           });
         }
       },
@@ -435,7 +442,7 @@ export default definePlugin({
         } catch (e) {
           throw ctx.error(e instanceof Error ? e.message : String(e));
         }
-        vcpu.setPrimaryControls(controls.proc);
+        vcpu.setPrimaryControls(controls.proc, controls.pin);
         vmx.setExitHandler(vcpu.handle);
         const r0 = vmx.launch();
         if (r0.kind !== 'entered') {

@@ -21,6 +21,7 @@ import {
   Interruptibility,
   IntrInfo,
   IoQual,
+  PinCtl,
   ProcCtl,
   VmcsField as F,
 } from '../../src/x86/vmx.js';
@@ -35,6 +36,11 @@ export const HYPERCALL_EXIT_COUNT = 0x564d4d00;
 
 /** RFLAGS.IF. */
 const RFLAGS_IF = 1 << 9;
+/** The two window controls the policy toggles on top of the set-up's primary controls. */
+const WINDOW_BITS = ProcCtl.InterruptWindowExiting | ProcCtl.NmiWindowExiting;
+/** Guest interruptibility that holds a virtual NMI back (SDM 24.4.2 Table 24-3, 26.3.1.5). */
+const NMI_BLOCKING =
+  Interruptibility.BlockingByNmi | Interruptibility.BlockingByMovSs | Interruptibility.BlockingBySti;
 
 export interface VcpuOptions {
   vmx: Vmx;
@@ -67,6 +73,10 @@ export interface VcpuStats {
   gpInjected: number;
   hypercalls: number;
   hostInterrupts: number;
+  /** NMIs the guest's APIC raised (an NMI raised while one is pending merges with it, SDM 6.7.1). */
+  nmis: number;
+  nmisInjected: number;
+  nmiWindowExits: number;
 }
 
 /** Exits the experiment settings enable (experiments.ts). */
@@ -88,10 +98,18 @@ export class Vcpu {
     gpInjected: 0,
     hypercalls: 0,
     hostInterrupts: 0,
+    nmis: 0,
+    nmisInjected: 0,
+    nmiWindowExits: 0,
   };
-  /** Primary processor-based controls as written (interrupt-window exiting toggles). */
+  /** Primary processor-based controls as written (without the two window bits the policy toggles). */
   private proc = 0;
   private window = false;
+  /** The guest's virtual NMI waiting for injection: one at most, like the CPU's NMI latch (SDM 6.7.1). */
+  private nmiPending = false;
+  private nmiWindow = false;
+  /** "Virtual NMIs" is on, so NMI-window exiting may be used (SDM 26.2.1.1). */
+  private nmiWindowUsable = false;
   private readonly warned = new Set<string>();
   private readonly vmx: Vmx;
   private readonly bus: Bus;
@@ -105,24 +123,37 @@ export class Vcpu {
     this.cpuid = o.cpuid;
   }
 
-  /** The primary controls as kept (without the interrupt-window bit). */
+  /** The guest APIC raised an NMI (self-IPI, LINT1): pending until the guest can take it. */
+  raiseNmi(): void {
+    this.stats.nmis++;
+    this.nmiPending = true;
+  }
+
+  /** A virtual NMI is waiting for injection. */
+  get nmiIsPending(): boolean {
+    return this.nmiPending;
+  }
+
+  /** The primary controls as kept (without the window bits). */
   get primaryControls(): number {
     return this.proc;
   }
 
   /** Change the primary controls (experiments), keeping the interrupt-window bit as it is. */
   changePrimaryControls(proc: number): void {
-    this.proc = proc & ~ProcCtl.InterruptWindowExiting;
-    this.vmx.vmwrite(
-      F.PrimaryProcBasedVmExecControls,
-      (this.proc | (this.window ? ProcCtl.InterruptWindowExiting : 0)) >>> 0,
-    );
+    this.proc = proc & ~WINDOW_BITS;
+    this.writeControls();
   }
 
-  /** Remember the primary controls written at set-up (the window bit is toggled on top of them). */
-  setPrimaryControls(proc: number): void {
-    this.proc = proc & ~ProcCtl.InterruptWindowExiting;
+  /**
+   * Remember the controls written at set-up (the window bits are toggled on top of them).
+   * NMI-window exiting needs the "virtual NMIs" pin control (SDM 26.2.1.1).
+   */
+  setPrimaryControls(proc: number, pin = 0): void {
+    this.proc = proc & ~WINDOW_BITS;
     this.window = false;
+    this.nmiWindow = false;
+    this.nmiWindowUsable = (pin & PinCtl.VirtualNmis) !== 0;
   }
 
   readonly handle = (vmx: Vmx): void => {
@@ -161,6 +192,10 @@ export class Vcpu {
       }
       case ExitReason.InterruptWindow:
         this.setWindow(false);
+        break;
+      case ExitReason.NmiWindow:
+        // No virtual-NMI blocking and no MOV SS/STI shadow any more: checkInterrupts injects.
+        this.stats.nmiWindowExits++;
         break;
       case ExitReason.ExceptionOrNmi: {
         // Exception bitmap 0: only NMIs exit (NMI exiting); the host has nothing to do for them.
@@ -389,6 +424,8 @@ export class Vcpu {
    * interrupt is acknowledged only when injected, so nothing piles up or is lost.
    */
   checkInterrupts(vmx: Vmx): void {
+    if (this.nmiPending) this.checkNmi(vmx);
+    else if (this.nmiWindow) this.setNmiWindow(false);
     const apic = this.apic;
     if (apic === undefined || !apic.hasPendingInterrupt()) {
       if (this.window) this.setWindow(false);
@@ -414,13 +451,59 @@ export class Vcpu {
     } else this.setWindow(true);
   }
 
+  /**
+   * The pending virtual NMI is injected (type NMI, vector 2; SDM 26.6.1.1) when nothing else is
+   * being injected and the guest can take it: no virtual-NMI blocking (the guest's handler runs
+   * until its IRET), no blocking by MOV SS (VM entry refuses an NMI then, SDM 26.3.1.5) and none
+   * by STI (some processors block NMIs after STI: the window waits for the shadow to end, as
+   * KVM does). Otherwise NMI-window exiting (SDM 25.2) asks for the next chance. NMIs are not
+   * masked by RFLAGS.IF. Injecting sets virtual-NMI blocking (SDM 26.6.1.2).
+   */
+  private checkNmi(vmx: Vmx): void {
+    if (
+      vmx.vmread32(F.VmEntryInterruptionInfo) & IntrInfo.VALID ||
+      vmx.vmread32(F.GuestInterruptibilityState) & NMI_BLOCKING
+    ) {
+      this.setNmiWindow(true);
+      return;
+    }
+    vmx.vmwrite(
+      F.VmEntryInterruptionInfo,
+      (IntrInfo.VALID | (EventType.Nmi << IntrInfo.TYPE_SHIFT) | Vector.NMI) >>> 0,
+    );
+    this.nmiPending = false;
+    this.stats.nmisInjected++;
+    if (this.nmiWindow) this.setNmiWindow(false);
+  }
+
   private setWindow(on: boolean): void {
     if (on === this.window) return;
     this.window = on;
     if (on) this.stats.windowOpened++;
+    this.writeControls();
+  }
+
+  /** Without "virtual NMIs" there is no NMI window: the NMI waits for a later exit (warned once). */
+  private setNmiWindow(on: boolean): void {
+    if (on === this.nmiWindow) return;
+    if (on && !this.nmiWindowUsable) {
+      this.warnOnce(
+        'nmi-window',
+        'the VMX model offers no "virtual NMIs" control: a blocked guest NMI waits for a later VM exit',
+      );
+      return;
+    }
+    this.nmiWindow = on;
+    this.writeControls();
+  }
+
+  private writeControls(): void {
     this.vmx.vmwrite(
       F.PrimaryProcBasedVmExecControls,
-      (this.proc | (on ? ProcCtl.InterruptWindowExiting : 0)) >>> 0,
+      (this.proc |
+        (this.window ? ProcCtl.InterruptWindowExiting : 0) |
+        (this.nmiWindow ? ProcCtl.NmiWindowExiting : 0)) >>>
+        0,
     );
   }
 
