@@ -9,6 +9,9 @@
  *   except    #PF (read and write, with CR2), #BP, #UD, #GP with an error code, under paging
  *   ept       writes to a read-only page, a fetch from a no-execute page (GPA 0x200000, 0x201000)
  *   vector    an interrupt whose delivery writes a stack page that is EPT read-only (0x202000)
+ *   nmi       self-NMIs through the x2APIC ICR: one arrives once; one sent from the NMI handler
+ *             arrives after the handler's IRET (NMI-window exit); one sent with IF=0 still arrives
+ *   nminest   a self-NMI whose delivery writes a stack page that is EPT read-only (0x202000)
  *   spin      a loop long enough for preemption-timer exits
  *   triple    an IDT of limit 0 and #UD: triple fault
  *
@@ -21,10 +24,15 @@
 #define X2APIC_TPR 0x808
 #define X2APIC_EOI 0x80b
 #define X2APIC_SVR 0x80f
+#define X2APIC_ICR 0x830
 #define X2APIC_LVT_TIMER 0x832
 #define X2APIC_TIMER_ICR 0x838
 #define X2APIC_TIMER_DCR 0x83e
 #define TIMER_VECTOR 0x40
+#define NMI_VECTOR 2
+/* ICR (SDM Vol. 3A 11.6.1): delivery mode NMI (100b), destination shorthand self. */
+#define ICR_NMI (4u << 8)
+#define ICR_SELF (1u << 18)
 
 #define EPT_RO_PAGE 0x200000u
 #define EPT_NX_PAGE 0x201000u
@@ -206,6 +214,66 @@ static void vector(void) {
   printf_("vector: ticks %u\n", ticks);
 }
 
+/* ---- nmi ------------------------------------------------------------------------------------ */
+
+static volatile u32 nmis, nmi_depth, nmi_deepest, nmi_nest, nmi_inside;
+/* E at each handler entry, X at its IRET-bound return: nesting would show as EE. */
+static volatile char nmi_log[16];
+static volatile u32 nmi_log_len;
+
+static inline void self_nmi(void) { wrmsr(X2APIC_ICR, ICR_SELF | ICR_NMI); }
+
+static void nmi_hook(struct frame *f) {
+  if (f->vec != NMI_VECTOR) {
+    timer_hook(f);
+    return;
+  }
+  nmis++;
+  if (++nmi_depth > nmi_deepest) nmi_deepest = nmi_depth;
+  if (nmi_log_len < sizeof nmi_log - 1) nmi_log[nmi_log_len++] = 'E';
+  if (nmi_nest) {
+    nmi_nest = 0;
+    self_nmi(); /* blocked by NMI until this handler's IRET */
+    for (volatile int i = 0; i < 100; i++) {
+    }
+    nmi_inside = nmis;
+  }
+  if (nmi_log_len < sizeof nmi_log - 1) nmi_log[nmi_log_len++] = 'X';
+  nmi_depth--;
+}
+
+static void nmi(void) {
+  resume_vec[NMI_VECTOR] = 1;
+  resume_hook = nmi_hook;
+  wrmsr(X2APIC_SVR, 0x1ff);
+  self_nmi();
+  printf_("nmi: self %u\n", nmis);
+  nmi_nest = 1;
+  self_nmi();
+  printf_("nmi: nested %u, inside %u, deepest %u\n", nmis, nmi_inside, nmi_deepest);
+  u32 before = nmis, during;
+  __asm__ volatile("cli" ::: "memory");
+  self_nmi();
+  during = nmis;
+  printf_("nmi: cli %u -> %u\n", before, during);
+  nmi_log[nmi_log_len] = 0;
+  printf_("nmi: log %s\n", (const char *)nmi_log);
+}
+
+static void nminest(void) {
+  resume_vec[NMI_VECTOR] = 1;
+  resume_hook = nmi_hook;
+  wrmsr(X2APIC_SVR, 0x1ff);
+  u32 saved;
+  /* Run on a stack in the EPT read-only page: the NMI's delivery writes it. */
+  __asm__ volatile("mov %%esp, %0; mov %1, %%esp" : "=&r"(saved) : "r"(EPT_STACK_PAGE + 4096) : "memory");
+  self_nmi();
+  __asm__ volatile("mov %0, %%esp" ::"r"(saved) : "memory");
+  for (volatile int i = 0; i < 1000; i++) {
+  }
+  printf_("nminest: nmis %u, deepest %u\n", nmis, nmi_deepest);
+}
+
 /* ---- spin, triple --------------------------------------------------------------------------- */
 
 static void spin(void) {
@@ -234,6 +302,10 @@ void main(void) {
     ept();
   else if (streq(s, "vector"))
     vector();
+  else if (streq(s, "nmi"))
+    nmi();
+  else if (streq(s, "nminest"))
+    nminest();
   else if (streq(s, "spin"))
     spin();
   else if (streq(s, "triple"))

@@ -85,6 +85,26 @@ export interface ExitExperiments {
   handle(vmx: Vmx, reason: number): boolean | undefined;
 }
 
+/**
+ * IDT-vectoring information (SDM 27.2.4) back into the VM-entry fields: the event whose delivery
+ * the exit interrupted is delivered anew. Bit 12 is undefined there and reserved on entry. An NMI
+ * whose delivery was interrupted was not delivered, so the guest has no virtual-NMI blocking
+ * from it: the bit is cleared, or VM entry would refuse the injection (SDM 26.3.1.5; KVM too).
+ */
+export function reinjectVectoring(vmx: Vmx): void {
+  const idt = vmx.vmread32(F.IdtVectoringInfo);
+  vmx.vmwrite(F.VmEntryInterruptionInfo, (idt & ~IntrInfo.NMI_UNBLOCKING) >>> 0);
+  if (idt & IntrInfo.DELIVER_ERROR_CODE)
+    vmx.vmwrite(F.VmEntryExceptionErrorCode, vmx.vmread32(F.IdtVectoringErrorCode));
+  const type = (idt & IntrInfo.TYPE_MASK) >>> IntrInfo.TYPE_SHIFT;
+  if (type >= EventType.SoftwareInterrupt) vmx.vmwrite(F.VmEntryInstructionLength, vmx.exitInstructionLength);
+  else if (type === EventType.Nmi) {
+    const b = vmx.vmread32(F.GuestInterruptibilityState);
+    if (b & Interruptibility.BlockingByNmi)
+      vmx.vmwrite(F.GuestInterruptibilityState, (b & ~Interruptibility.BlockingByNmi) >>> 0);
+  }
+}
+
 export class Vcpu {
   /** Set by index.ts when experiment settings are on. */
   experiments: ExitExperiments | undefined;
@@ -200,6 +220,7 @@ export class Vcpu {
       case ExitReason.ExceptionOrNmi: {
         // Exception bitmap 0: only NMIs exit (NMI exiting); the host has nothing to do for them.
         const info = vmx.vmread32(F.VmExitInterruptionInfo);
+        if (info & IntrInfo.NMI_UNBLOCKING) this.restoreNmiBlocking(vmx);
         if ((info & IntrInfo.TYPE_MASK) >>> IntrInfo.TYPE_SHIFT !== EventType.Nmi) {
           const x = this.experiments?.handle(vmx, reason);
           if (x === true) break;
@@ -215,6 +236,7 @@ export class Vcpu {
         break;
       case ExitReason.EptViolation:
       case ExitReason.EptMisconfiguration: {
+        if (vmx.exitQualification & EptViolation.NMI_UNBLOCKING) this.restoreNmiBlocking(vmx);
         // ept-protect experiments first, then guest MMIO emulation, else a clean stop.
         const x = this.experiments?.handle(vmx, reason);
         if (x === true) break;
@@ -405,16 +427,22 @@ export class Vcpu {
    * is injected again at the next entry, or it would be lost (reference bug 5).
    */
   private reinject(vmx: Vmx): boolean {
-    const idt = vmx.vmread32(F.IdtVectoringInfo);
-    if (!(idt & IntrInfo.VALID)) return false;
+    if (!(vmx.vmread32(F.IdtVectoringInfo) & IntrInfo.VALID)) return false;
     this.stats.reinjected++;
-    vmx.vmwrite(F.VmEntryInterruptionInfo, (idt & ~IntrInfo.NMI_UNBLOCKING) >>> 0);
-    if (idt & IntrInfo.DELIVER_ERROR_CODE)
-      vmx.vmwrite(F.VmEntryExceptionErrorCode, vmx.vmread32(F.IdtVectoringErrorCode));
-    const type = (idt & IntrInfo.TYPE_MASK) >>> IntrInfo.TYPE_SHIFT;
-    if (type >= EventType.SoftwareInterrupt)
-      vmx.vmwrite(F.VmEntryInstructionLength, vmx.exitInstructionLength);
+    reinjectVectoring(vmx);
     return true;
+  }
+
+  /**
+   * An IRET that unblocked NMIs faulted into an exit (exit qualification or interruption
+   * information bit 12, SDM 27.2.2/27.2.3): the IRET runs again, so the guest's NMI handler is
+   * still running; virtual-NMI blocking is set again before the entry (as KVM does).
+   * Not when the exit interrupted an event delivery: that event is being delivered anew.
+   */
+  private restoreNmiBlocking(vmx: Vmx): void {
+    if (vmx.vmread32(F.IdtVectoringInfo) & IntrInfo.VALID) return;
+    const b = vmx.vmread32(F.GuestInterruptibilityState);
+    vmx.vmwrite(F.GuestInterruptibilityState, (b | Interruptibility.BlockingByNmi) >>> 0);
   }
 
   /**
