@@ -9,8 +9,9 @@
  *   except    #PF (read and write, with CR2), #BP, #UD, #GP with an error code, under paging
  *   ept       writes to a read-only page, a fetch from a no-execute page (GPA 0x200000, 0x201000)
  *   vector    an interrupt whose delivery writes a stack page that is EPT read-only (0x202000)
- *   nmi       self-NMIs through the x2APIC ICR: one arrives once; one sent from the NMI handler
- *             arrives after the handler's IRET (NMI-window exit); one sent with IF=0 still arrives
+ *   nmi       self-NMIs through the ICR (x2APIC MSR, or the xAPIC page without CPUID x2APIC): one
+ *             arrives once; one sent from the NMI handler arrives after the handler's IRET
+ *             (NMI-window exit); one sent with IF=0 still arrives
  *   nminest   a self-NMI whose delivery writes a stack page that is EPT read-only (0x202000)
  *   spin      a loop long enough for preemption-timer exits
  *   triple    an IDT of limit 0 and #UD: triple fault
@@ -25,6 +26,7 @@
 #define X2APIC_EOI 0x80b
 #define X2APIC_SVR 0x80f
 #define X2APIC_ICR 0x830
+#define XAPIC_BASE 0xfee00000u
 #define X2APIC_LVT_TIMER 0x832
 #define X2APIC_TIMER_ICR 0x838
 #define X2APIC_TIMER_DCR 0x83e
@@ -217,11 +219,31 @@ static void vector(void) {
 /* ---- nmi ------------------------------------------------------------------------------------ */
 
 static volatile u32 nmis, nmi_depth, nmi_deepest, nmi_nest, nmi_inside;
+static void nmi_hook(struct frame *f);
 /* E at each handler entry, X at its IRET-bound return: nesting would show as EE. */
 static volatile char nmi_log[16];
 static volatile u32 nmi_log_len;
 
-static inline void self_nmi(void) { wrmsr(X2APIC_ICR, ICR_SELF | ICR_NMI); }
+/* x2APIC MSRs, or the xAPIC page when CPUID.01H:ECX[21] is clear (the policy's apic: xapic). */
+static int xapic;
+
+static void apic_write(u32 msr, u32 v) {
+  if (xapic)
+    *(volatile u32 *)(XAPIC_BASE + ((msr - 0x800) << 4)) = v; /* SDM Vol. 3A 11.12.1.2 */
+  else
+    wrmsr(msr, v);
+}
+
+static void self_nmi(void) { apic_write(X2APIC_ICR, ICR_SELF | ICR_NMI); }
+
+static void nmi_setup(void) {
+  u32 a, b, c, d;
+  cpuid(1, &a, &b, &c, &d);
+  xapic = !(c & (1u << 21));
+  resume_vec[NMI_VECTOR] = 1;
+  resume_hook = nmi_hook;
+  apic_write(X2APIC_SVR, 0x1ff);
+}
 
 static void nmi_hook(struct frame *f) {
   if (f->vec != NMI_VECTOR) {
@@ -243,11 +265,9 @@ static void nmi_hook(struct frame *f) {
 }
 
 static void nmi(void) {
-  resume_vec[NMI_VECTOR] = 1;
-  resume_hook = nmi_hook;
-  wrmsr(X2APIC_SVR, 0x1ff);
+  nmi_setup();
   self_nmi();
-  printf_("nmi: self %u\n", nmis);
+  printf_("nmi: self %u (%s)\n", nmis, xapic ? "xapic" : "x2apic");
   nmi_nest = 1;
   self_nmi();
   printf_("nmi: nested %u, inside %u, deepest %u\n", nmis, nmi_inside, nmi_deepest);
@@ -261,9 +281,7 @@ static void nmi(void) {
 }
 
 static void nminest(void) {
-  resume_vec[NMI_VECTOR] = 1;
-  resume_hook = nmi_hook;
-  wrmsr(X2APIC_SVR, 0x1ff);
+  nmi_setup();
   u32 saved;
   /* Run on a stack in the EPT read-only page: the NMI's delivery writes it. */
   __asm__ volatile("mov %%esp, %0; mov %1, %%esp" : "=&r"(saved) : "r"(EPT_STACK_PAGE + 4096) : "memory");

@@ -24,7 +24,7 @@ describe('vmxtests exits.elf: guest NMIs (virtual NMIs, NMI-window exiting)', ()
     r = await runScenario('nmi');
     passed(r);
     for (const line of [
-      'nmi: self 1', // injected at the entry after the ICR write, before the next instruction
+      'nmi: self 1 (x2apic)', // injected at the entry after the ICR write, before the next instruction
       'nmi: nested 3, inside 2, deepest 1', // held back while the first handler ran: never nested
       'nmi: cli 3 -> 4', // NMIs are not masked by RFLAGS.IF
       'nmi: log EXEXEXEX', // entry and return of each handler, strictly in turn
@@ -53,6 +53,22 @@ describe('vmxtests exits.elf: guest NMIs (virtual NMIs, NMI-window exiting)', ()
 
   it('no NMI reaches the host: none exits as an NMI (injected events are not NMI exits)', () => {
     expect(named(r, 'ExceptionOrNmi')).toHaveLength(0);
+  });
+
+  it('the same through the xAPIC ICR (MMIO emulation): the NMI raised by the emulated write is injected', async () => {
+    const x = await runScenario('nmi', [
+      'vmm.policy.apic=xapic',
+      'guest.devices[1].mmio=true',
+      'guest.passthrough=[hpet, ioapic]',
+    ]);
+    passed(x);
+    const expected = r.console.replace('(x2apic)', '(xapic)');
+    expect(x.console).toBe(expected);
+    expect(x.policy).toMatchObject({ nmis: 4, nmisInjected: 4, nmiWindowExits: 1 });
+    expect(named(x, 'Wrmsr')).toHaveLength(0);
+    // SVR and four ICR writes through the guest APIC's page.
+    expect(x.policy['mmio.guest-lapic']).toBe(5);
+    expect(named(x, 'NmiWindow')).toHaveLength(1);
   });
 
   it('an NMI whose delivery hits a read-only stack page is injected again and arrives once', async () => {
