@@ -12,6 +12,7 @@
  *   nmi       self-NMIs through the ICR (x2APIC MSR, or the xAPIC page without CPUID x2APIC): one
  *             arrives once; one sent from the NMI handler arrives after the handler's IRET
  *             (NMI-window exit); one sent with IF=0 still arrives
+ *   nmilint   an NMI through LINT0 in NMI mode (the guest 8259's INTR, raised by COM1's IRQ 4)
  *   nminest   a self-NMI whose delivery writes a stack page that is EPT read-only (0x202000)
  *   spin      a loop long enough for preemption-timer exits
  *   triple    an IDT of limit 0 and #UD: triple fault
@@ -28,6 +29,7 @@
 #define X2APIC_ICR 0x830
 #define XAPIC_BASE 0xfee00000u
 #define X2APIC_LVT_TIMER 0x832
+#define X2APIC_LVT_LINT0 0x835
 #define X2APIC_TIMER_ICR 0x838
 #define X2APIC_TIMER_DCR 0x83e
 #define TIMER_VECTOR 0x40
@@ -280,6 +282,19 @@ static void nmi(void) {
   printf_("nmi: log %s\n", (const char *)nmi_log);
 }
 
+/* LINT0 in NMI mode (SDM Vol. 3A 11.5.1), driven by the guest 8259's INTR: COM1's THR-empty IRQ 4. */
+static void nmilint(void) {
+  nmi_setup();
+  outb(0x20, 0x11), outb(0x21, 0x20), outb(0x21, 0x04), outb(0x21, 0x01); /* ICW1-4 */
+  outb(0xa0, 0x11), outb(0xa1, 0x28), outb(0xa1, 0x02), outb(0xa1, 0x01);
+  outb(0x21, 0xef), outb(0xa1, 0xff); /* only IRQ 4 */
+  apic_write(X2APIC_LVT_LINT0, 4u << 8); /* delivery mode NMI */
+  outb(COM1 + 1, 0x02); /* IER: THR empty interrupt; the THR is empty: INTR rises */
+  u32 n = nmis;
+  outb(COM1 + 1, 0x00);
+  printf_("nmilint: nmis %u\n", n);
+}
+
 static void nminest(void) {
   nmi_setup();
   u32 saved;
@@ -322,6 +337,8 @@ void main(void) {
     vector();
   else if (streq(s, "nmi"))
     nmi();
+  else if (streq(s, "nmilint"))
+    nmilint();
   else if (streq(s, "nminest"))
     nminest();
   else if (streq(s, "spin"))

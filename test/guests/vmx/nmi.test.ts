@@ -1,6 +1,6 @@
 /**
- * guests/vmxtests/exits.elf scenarios nmi and nminest under the rvm-tutorial policy: the guest
- * APIC's self-NMIs (x2APIC ICR, delivery mode NMI) reach the guest as injected virtual NMIs, one
+ * guests/vmxtests/exits.elf scenarios nmi, nmilint and nminest under the rvm-tutorial policy: the
+ * guest APIC's NMIs (self-IPIs through the x2APIC or xAPIC ICR, LINT0 in NMI mode) reach the guest as injected virtual NMIs, one
  * at a time (virtual-NMI blocking until the handler's IRET, NMI-window exiting, SDM 25.2 and
  * 26.6), also with RFLAGS.IF=0; an NMI whose delivery an exit interrupted is injected again.
  */
@@ -69,6 +69,13 @@ describe('vmxtests exits.elf: guest NMIs (virtual NMIs, NMI-window exiting)', ()
     // SVR and four ICR writes through the guest APIC's page.
     expect(x.policy['mmio.guest-lapic']).toBe(5);
     expect(named(x, 'NmiWindow')).toHaveLength(1);
+  });
+
+  it('LINT0 in NMI mode: the guest 8259 INTR edge (COM1 IRQ 4) is one NMI, injected at the OUT exit', async () => {
+    const l = await runScenario('nmilint');
+    passed(l);
+    expect(l.console).toContain('nmilint: nmis 1\n');
+    expect(l.policy).toMatchObject({ nmis: 1, nmisInjected: 1, nmiWindowExits: 0 });
   });
 
   it('an NMI whose delivery hits a read-only stack page is injected again and arrives once', async () => {
