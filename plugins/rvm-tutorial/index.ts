@@ -11,7 +11,9 @@
  *
  * The guest's timer interrupt reaches the vCPU as on real hardware: the emulated local APIC's
  * interrupt is posted to the host's local APIC as a "kick" vector, which makes the running guest
- * exit (external-interrupt exiting); the exit handler then injects the guest's vector.
+ * exit (external-interrupt exiting); the exit handler then injects the guest's vector. The guest
+ * APIC's NMIs (NMI IPIs, LINT0/LINT1 in NMI mode) take the same way and are injected as virtual
+ * NMIs, one at a time, with NMI-window exiting while the guest's NMI handler runs (vcpu.ts).
  */
 import { basename } from 'node:path';
 import { gpa as toGpa, hex } from '../../src/core/addresses.js';
