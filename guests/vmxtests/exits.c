@@ -9,6 +9,11 @@
  *   except    #PF (read and write, with CR2), #BP, #UD, #GP with an error code, under paging
  *   ept       writes to a read-only page, a fetch from a no-execute page (GPA 0x200000, 0x201000)
  *   vector    an interrupt whose delivery writes a stack page that is EPT read-only (0x202000)
+ *   nmi       self-NMIs through the ICR (x2APIC MSR, or the xAPIC page without CPUID x2APIC): one
+ *             arrives once; one sent from the NMI handler arrives after the handler's IRET
+ *             (NMI-window exit); one sent with IF=0 still arrives
+ *   nmilint   an NMI through LINT0 in NMI mode (the guest 8259's INTR, raised by COM1's IRQ 4)
+ *   nminest   a self-NMI whose delivery writes a stack page that is EPT read-only (0x202000)
  *   spin      a loop long enough for preemption-timer exits
  *   triple    an IDT of limit 0 and #UD: triple fault
  *
@@ -21,10 +26,17 @@
 #define X2APIC_TPR 0x808
 #define X2APIC_EOI 0x80b
 #define X2APIC_SVR 0x80f
+#define X2APIC_ICR 0x830
+#define XAPIC_BASE 0xfee00000u
 #define X2APIC_LVT_TIMER 0x832
+#define X2APIC_LVT_LINT0 0x835
 #define X2APIC_TIMER_ICR 0x838
 #define X2APIC_TIMER_DCR 0x83e
 #define TIMER_VECTOR 0x40
+#define NMI_VECTOR 2
+/* ICR (SDM Vol. 3A 11.6.1): delivery mode NMI (100b), destination shorthand self. */
+#define ICR_NMI (4u << 8)
+#define ICR_SELF (1u << 18)
 
 #define EPT_RO_PAGE 0x200000u
 #define EPT_NX_PAGE 0x201000u
@@ -206,6 +218,95 @@ static void vector(void) {
   printf_("vector: ticks %u\n", ticks);
 }
 
+/* ---- nmi ------------------------------------------------------------------------------------ */
+
+static volatile u32 nmis, nmi_depth, nmi_deepest, nmi_nest, nmi_inside;
+static void nmi_hook(struct frame *f);
+/* E at each handler entry, X at its IRET-bound return: nesting would show as EE. */
+static volatile char nmi_log[16];
+static volatile u32 nmi_log_len;
+
+/* x2APIC MSRs, or the xAPIC page when CPUID.01H:ECX[21] is clear (the policy's apic: xapic). */
+static int xapic;
+
+static void apic_write(u32 msr, u32 v) {
+  if (xapic)
+    *(volatile u32 *)(XAPIC_BASE + ((msr - 0x800) << 4)) = v; /* SDM Vol. 3A 11.12.1.2 */
+  else
+    wrmsr(msr, v);
+}
+
+static void self_nmi(void) { apic_write(X2APIC_ICR, ICR_SELF | ICR_NMI); }
+
+static void nmi_setup(void) {
+  u32 a, b, c, d;
+  cpuid(1, &a, &b, &c, &d);
+  xapic = !(c & (1u << 21));
+  resume_vec[NMI_VECTOR] = 1;
+  resume_hook = nmi_hook;
+  apic_write(X2APIC_SVR, 0x1ff);
+}
+
+static void nmi_hook(struct frame *f) {
+  if (f->vec != NMI_VECTOR) {
+    timer_hook(f);
+    return;
+  }
+  nmis++;
+  if (++nmi_depth > nmi_deepest) nmi_deepest = nmi_depth;
+  if (nmi_log_len < sizeof nmi_log - 1) nmi_log[nmi_log_len++] = 'E';
+  if (nmi_nest) {
+    nmi_nest = 0;
+    self_nmi(); /* blocked by NMI until this handler's IRET */
+    for (volatile int i = 0; i < 100; i++) {
+    }
+    nmi_inside = nmis;
+  }
+  if (nmi_log_len < sizeof nmi_log - 1) nmi_log[nmi_log_len++] = 'X';
+  nmi_depth--;
+}
+
+static void nmi(void) {
+  nmi_setup();
+  self_nmi();
+  printf_("nmi: self %u (%s)\n", nmis, xapic ? "xapic" : "x2apic");
+  nmi_nest = 1;
+  self_nmi();
+  printf_("nmi: nested %u, inside %u, deepest %u\n", nmis, nmi_inside, nmi_deepest);
+  u32 before = nmis, during;
+  __asm__ volatile("cli" ::: "memory");
+  self_nmi();
+  during = nmis;
+  printf_("nmi: cli %u -> %u\n", before, during);
+  nmi_log[nmi_log_len] = 0;
+  printf_("nmi: log %s\n", (const char *)nmi_log);
+}
+
+/* LINT0 in NMI mode (SDM Vol. 3A 11.5.1), driven by the guest 8259's INTR: COM1's THR-empty IRQ 4. */
+static void nmilint(void) {
+  nmi_setup();
+  outb(0x20, 0x11), outb(0x21, 0x20), outb(0x21, 0x04), outb(0x21, 0x01); /* ICW1-4 */
+  outb(0xa0, 0x11), outb(0xa1, 0x28), outb(0xa1, 0x02), outb(0xa1, 0x01);
+  outb(0x21, 0xef), outb(0xa1, 0xff); /* only IRQ 4 */
+  apic_write(X2APIC_LVT_LINT0, 4u << 8); /* delivery mode NMI */
+  outb(COM1 + 1, 0x02); /* IER: THR empty interrupt; the THR is empty: INTR rises */
+  u32 n = nmis;
+  outb(COM1 + 1, 0x00);
+  printf_("nmilint: nmis %u\n", n);
+}
+
+static void nminest(void) {
+  nmi_setup();
+  u32 saved;
+  /* Run on a stack in the EPT read-only page: the NMI's delivery writes it. */
+  __asm__ volatile("mov %%esp, %0; mov %1, %%esp" : "=&r"(saved) : "r"(EPT_STACK_PAGE + 4096) : "memory");
+  wrmsr(X2APIC_ICR, ICR_SELF | ICR_NMI); /* inline: no call may write the stack before the NMI */
+  __asm__ volatile("mov %0, %%esp" ::"r"(saved) : "memory");
+  for (volatile int i = 0; i < 1000; i++) {
+  }
+  printf_("nminest: nmis %u, deepest %u\n", nmis, nmi_deepest);
+}
+
 /* ---- spin, triple --------------------------------------------------------------------------- */
 
 static void spin(void) {
@@ -234,6 +335,12 @@ void main(void) {
     ept();
   else if (streq(s, "vector"))
     vector();
+  else if (streq(s, "nmi"))
+    nmi();
+  else if (streq(s, "nmilint"))
+    nmilint();
+  else if (streq(s, "nminest"))
+    nminest();
   else if (streq(s, "spin"))
     spin();
   else if (streq(s, "triple"))

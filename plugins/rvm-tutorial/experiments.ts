@@ -25,6 +25,7 @@ import {
 import type { Vmx } from '../vmx/api.js';
 import { MAXPHYADDR } from '../x86-64/core.js';
 import type { Controls } from './vmcs-setup.js';
+import { reinjectVectoring } from './vcpu.js';
 
 /** The `exits` setting: one switch per exiting control. */
 export interface ExitSwitches {
@@ -413,14 +414,8 @@ export class Experiments {
 
   /** IDT-vectoring information (SDM 27.2.4): the event goes back into the VM-entry fields. */
   private reinject(vmx: Vmx): void {
-    const idt = vmx.vmread32(F.IdtVectoringInfo);
-    if (!(idt & IntrInfo.VALID)) return;
+    if (!(vmx.vmread32(F.IdtVectoringInfo) & IntrInfo.VALID)) return;
     this.stats.vectoringReinjected++;
-    vmx.vmwrite(F.VmEntryInterruptionInfo, (idt & ~IntrInfo.NMI_UNBLOCKING) >>> 0);
-    if (idt & IntrInfo.DELIVER_ERROR_CODE)
-      vmx.vmwrite(F.VmEntryExceptionErrorCode, vmx.vmread32(F.IdtVectoringErrorCode));
-    const type = (idt & IntrInfo.TYPE_MASK) >>> IntrInfo.TYPE_SHIFT;
-    if (type >= EventType.SoftwareInterrupt)
-      vmx.vmwrite(F.VmEntryInstructionLength, vmx.exitInstructionLength);
+    reinjectVectoring(vmx);
   }
 }

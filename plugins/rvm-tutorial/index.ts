@@ -11,7 +11,9 @@
  *
  * The guest's timer interrupt reaches the vCPU as on real hardware: the emulated local APIC's
  * interrupt is posted to the host's local APIC as a "kick" vector, which makes the running guest
- * exit (external-interrupt exiting); the exit handler then injects the guest's vector.
+ * exit (external-interrupt exiting); the exit handler then injects the guest's vector. The guest
+ * APIC's NMIs (NMI IPIs, LINT0/LINT1 in NMI mode) take the same way and are injected as virtual
+ * NMIs, one at a time, with NMI-window exiting while the guest's NMI handler runs (vcpu.ts).
  */
 import { basename } from 'node:path';
 import { gpa as toGpa, hex } from '../../src/core/addresses.js';
@@ -341,7 +343,14 @@ export default definePlugin({
               kicks++;
               hostApic.acceptInterrupt(KICK_VECTOR, false);
             },
-            nmi: () => {},
+            // The guest APIC's NMI (NMI IPI, LINT1 in NMI mode) becomes the vCPU's pending virtual
+            // NMI; while the guest runs, the kick makes it exit so the exit handler injects it.
+            nmi: () => {
+              vcpu.raiseNmi();
+              if (!vmx.inGuest || !hostApic) return;
+              kicks++;
+              hostApic.acceptInterrupt(KICK_VECTOR, false);
+            },
           });
         }
       },
@@ -435,7 +444,7 @@ export default definePlugin({
         } catch (e) {
           throw ctx.error(e instanceof Error ? e.message : String(e));
         }
-        vcpu.setPrimaryControls(controls.proc);
+        vcpu.setPrimaryControls(controls.proc, controls.pin);
         vmx.setExitHandler(vcpu.handle);
         const r0 = vmx.launch();
         if (r0.kind !== 'entered') {

@@ -21,6 +21,7 @@ import {
   Interruptibility,
   IntrInfo,
   IoQual,
+  PinCtl,
   ProcCtl,
   VmcsField as F,
 } from '../../src/x86/vmx.js';
@@ -35,6 +36,11 @@ export const HYPERCALL_EXIT_COUNT = 0x564d4d00;
 
 /** RFLAGS.IF. */
 const RFLAGS_IF = 1 << 9;
+/** The two window controls the policy toggles on top of the set-up's primary controls. */
+const WINDOW_BITS = ProcCtl.InterruptWindowExiting | ProcCtl.NmiWindowExiting;
+/** Guest interruptibility that holds a virtual NMI back (SDM 24.4.2 Table 24-3, 26.3.1.5). */
+const NMI_BLOCKING =
+  Interruptibility.BlockingByNmi | Interruptibility.BlockingByMovSs | Interruptibility.BlockingBySti;
 
 export interface VcpuOptions {
   vmx: Vmx;
@@ -67,12 +73,36 @@ export interface VcpuStats {
   gpInjected: number;
   hypercalls: number;
   hostInterrupts: number;
+  /** NMIs the guest's APIC raised (an NMI raised while one is pending merges with it, SDM 6.7.1). */
+  nmis: number;
+  nmisInjected: number;
+  nmiWindowExits: number;
 }
 
 /** Exits the experiment settings enable (experiments.ts). */
 export interface ExitExperiments {
   /** True: handled, resume; false: the run stopped; undefined: not an experiment's exit. */
   handle(vmx: Vmx, reason: number): boolean | undefined;
+}
+
+/**
+ * IDT-vectoring information (SDM 27.2.4) back into the VM-entry fields: the event whose delivery
+ * the exit interrupted is delivered anew. Bit 12 is undefined there and reserved on entry. An NMI
+ * whose delivery was interrupted was not delivered, so the guest has no virtual-NMI blocking
+ * from it: the bit is cleared, or VM entry would refuse the injection (SDM 26.3.1.5; KVM too).
+ */
+export function reinjectVectoring(vmx: Vmx): void {
+  const idt = vmx.vmread32(F.IdtVectoringInfo);
+  vmx.vmwrite(F.VmEntryInterruptionInfo, (idt & ~IntrInfo.NMI_UNBLOCKING) >>> 0);
+  if (idt & IntrInfo.DELIVER_ERROR_CODE)
+    vmx.vmwrite(F.VmEntryExceptionErrorCode, vmx.vmread32(F.IdtVectoringErrorCode));
+  const type = (idt & IntrInfo.TYPE_MASK) >>> IntrInfo.TYPE_SHIFT;
+  if (type >= EventType.SoftwareInterrupt) vmx.vmwrite(F.VmEntryInstructionLength, vmx.exitInstructionLength);
+  else if (type === EventType.Nmi) {
+    const b = vmx.vmread32(F.GuestInterruptibilityState);
+    if (b & Interruptibility.BlockingByNmi)
+      vmx.vmwrite(F.GuestInterruptibilityState, (b & ~Interruptibility.BlockingByNmi) >>> 0);
+  }
 }
 
 export class Vcpu {
@@ -88,10 +118,18 @@ export class Vcpu {
     gpInjected: 0,
     hypercalls: 0,
     hostInterrupts: 0,
+    nmis: 0,
+    nmisInjected: 0,
+    nmiWindowExits: 0,
   };
-  /** Primary processor-based controls as written (interrupt-window exiting toggles). */
+  /** Primary processor-based controls as written (without the two window bits the policy toggles). */
   private proc = 0;
   private window = false;
+  /** The guest's virtual NMI waiting for injection: one at most, like the CPU's NMI latch (SDM 6.7.1). */
+  private nmiPending = false;
+  private nmiWindow = false;
+  /** "Virtual NMIs" is on, so NMI-window exiting may be used (SDM 26.2.1.1). */
+  private nmiWindowUsable = false;
   private readonly warned = new Set<string>();
   private readonly vmx: Vmx;
   private readonly bus: Bus;
@@ -105,24 +143,37 @@ export class Vcpu {
     this.cpuid = o.cpuid;
   }
 
-  /** The primary controls as kept (without the interrupt-window bit). */
+  /** The guest APIC raised an NMI (self-IPI, LINT1): pending until the guest can take it. */
+  raiseNmi(): void {
+    this.stats.nmis++;
+    this.nmiPending = true;
+  }
+
+  /** A virtual NMI is waiting for injection. */
+  get nmiIsPending(): boolean {
+    return this.nmiPending;
+  }
+
+  /** The primary controls as kept (without the window bits). */
   get primaryControls(): number {
     return this.proc;
   }
 
   /** Change the primary controls (experiments), keeping the interrupt-window bit as it is. */
   changePrimaryControls(proc: number): void {
-    this.proc = proc & ~ProcCtl.InterruptWindowExiting;
-    this.vmx.vmwrite(
-      F.PrimaryProcBasedVmExecControls,
-      (this.proc | (this.window ? ProcCtl.InterruptWindowExiting : 0)) >>> 0,
-    );
+    this.proc = proc & ~WINDOW_BITS;
+    this.writeControls();
   }
 
-  /** Remember the primary controls written at set-up (the window bit is toggled on top of them). */
-  setPrimaryControls(proc: number): void {
-    this.proc = proc & ~ProcCtl.InterruptWindowExiting;
+  /**
+   * Remember the controls written at set-up (the window bits are toggled on top of them).
+   * NMI-window exiting needs the "virtual NMIs" pin control (SDM 26.2.1.1).
+   */
+  setPrimaryControls(proc: number, pin = 0): void {
+    this.proc = proc & ~WINDOW_BITS;
     this.window = false;
+    this.nmiWindow = false;
+    this.nmiWindowUsable = (pin & PinCtl.VirtualNmis) !== 0;
   }
 
   readonly handle = (vmx: Vmx): void => {
@@ -162,9 +213,14 @@ export class Vcpu {
       case ExitReason.InterruptWindow:
         this.setWindow(false);
         break;
+      case ExitReason.NmiWindow:
+        // No virtual-NMI blocking and no MOV SS/STI shadow any more: checkInterrupts injects.
+        this.stats.nmiWindowExits++;
+        break;
       case ExitReason.ExceptionOrNmi: {
         // Exception bitmap 0: only NMIs exit (NMI exiting); the host has nothing to do for them.
         const info = vmx.vmread32(F.VmExitInterruptionInfo);
+        if (info & IntrInfo.NMI_UNBLOCKING) this.restoreNmiBlocking(vmx);
         if ((info & IntrInfo.TYPE_MASK) >>> IntrInfo.TYPE_SHIFT !== EventType.Nmi) {
           const x = this.experiments?.handle(vmx, reason);
           if (x === true) break;
@@ -180,6 +236,7 @@ export class Vcpu {
         break;
       case ExitReason.EptViolation:
       case ExitReason.EptMisconfiguration: {
+        if (vmx.exitQualification & EptViolation.NMI_UNBLOCKING) this.restoreNmiBlocking(vmx);
         // ept-protect experiments first, then guest MMIO emulation, else a clean stop.
         const x = this.experiments?.handle(vmx, reason);
         if (x === true) break;
@@ -370,16 +427,22 @@ export class Vcpu {
    * is injected again at the next entry, or it would be lost (reference bug 5).
    */
   private reinject(vmx: Vmx): boolean {
-    const idt = vmx.vmread32(F.IdtVectoringInfo);
-    if (!(idt & IntrInfo.VALID)) return false;
+    if (!(vmx.vmread32(F.IdtVectoringInfo) & IntrInfo.VALID)) return false;
     this.stats.reinjected++;
-    vmx.vmwrite(F.VmEntryInterruptionInfo, (idt & ~IntrInfo.NMI_UNBLOCKING) >>> 0);
-    if (idt & IntrInfo.DELIVER_ERROR_CODE)
-      vmx.vmwrite(F.VmEntryExceptionErrorCode, vmx.vmread32(F.IdtVectoringErrorCode));
-    const type = (idt & IntrInfo.TYPE_MASK) >>> IntrInfo.TYPE_SHIFT;
-    if (type >= EventType.SoftwareInterrupt)
-      vmx.vmwrite(F.VmEntryInstructionLength, vmx.exitInstructionLength);
+    reinjectVectoring(vmx);
     return true;
+  }
+
+  /**
+   * An IRET that unblocked NMIs faulted into an exit (exit qualification or interruption
+   * information bit 12, SDM 27.2.2/27.2.3): the IRET runs again, so the guest's NMI handler is
+   * still running; virtual-NMI blocking is set again before the entry (as KVM does).
+   * Not when the exit interrupted an event delivery: that event is being delivered anew.
+   */
+  private restoreNmiBlocking(vmx: Vmx): void {
+    if (vmx.vmread32(F.IdtVectoringInfo) & IntrInfo.VALID) return;
+    const b = vmx.vmread32(F.GuestInterruptibilityState);
+    vmx.vmwrite(F.GuestInterruptibilityState, (b | Interruptibility.BlockingByNmi) >>> 0);
   }
 
   /**
@@ -389,6 +452,8 @@ export class Vcpu {
    * interrupt is acknowledged only when injected, so nothing piles up or is lost.
    */
   checkInterrupts(vmx: Vmx): void {
+    if (this.nmiPending) this.checkNmi(vmx);
+    else if (this.nmiWindow) this.setNmiWindow(false);
     const apic = this.apic;
     if (apic === undefined || !apic.hasPendingInterrupt()) {
       if (this.window) this.setWindow(false);
@@ -414,13 +479,59 @@ export class Vcpu {
     } else this.setWindow(true);
   }
 
+  /**
+   * The pending virtual NMI is injected (type NMI, vector 2; SDM 26.6.1.1) when nothing else is
+   * being injected and the guest can take it: no virtual-NMI blocking (the guest's handler runs
+   * until its IRET), no blocking by MOV SS (VM entry refuses an NMI then, SDM 26.3.1.5) and none
+   * by STI (some processors block NMIs after STI: the window waits for the shadow to end, as
+   * KVM does). Otherwise NMI-window exiting (SDM 25.2) asks for the next chance. NMIs are not
+   * masked by RFLAGS.IF. Injecting sets virtual-NMI blocking (SDM 26.6.1.2).
+   */
+  private checkNmi(vmx: Vmx): void {
+    if (
+      vmx.vmread32(F.VmEntryInterruptionInfo) & IntrInfo.VALID ||
+      vmx.vmread32(F.GuestInterruptibilityState) & NMI_BLOCKING
+    ) {
+      this.setNmiWindow(true);
+      return;
+    }
+    vmx.vmwrite(
+      F.VmEntryInterruptionInfo,
+      (IntrInfo.VALID | (EventType.Nmi << IntrInfo.TYPE_SHIFT) | Vector.NMI) >>> 0,
+    );
+    this.nmiPending = false;
+    this.stats.nmisInjected++;
+    if (this.nmiWindow) this.setNmiWindow(false);
+  }
+
   private setWindow(on: boolean): void {
     if (on === this.window) return;
     this.window = on;
     if (on) this.stats.windowOpened++;
+    this.writeControls();
+  }
+
+  /** Without "virtual NMIs" there is no NMI window: the NMI waits for a later exit (warned once). */
+  private setNmiWindow(on: boolean): void {
+    if (on === this.nmiWindow) return;
+    if (on && !this.nmiWindowUsable) {
+      this.warnOnce(
+        'nmi-window',
+        'the VMX model offers no "virtual NMIs" control: a blocked guest NMI waits for a later VM exit',
+      );
+      return;
+    }
+    this.nmiWindow = on;
+    this.writeControls();
+  }
+
+  private writeControls(): void {
     this.vmx.vmwrite(
       F.PrimaryProcBasedVmExecControls,
-      (this.proc | (on ? ProcCtl.InterruptWindowExiting : 0)) >>> 0,
+      (this.proc |
+        (this.window ? ProcCtl.InterruptWindowExiting : 0) |
+        (this.nmiWindow ? ProcCtl.NmiWindowExiting : 0)) >>>
+        0,
     );
   }
 

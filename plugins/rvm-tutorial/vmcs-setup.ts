@@ -20,7 +20,8 @@ import type { Vmx } from '../vmx/api.js';
 
 /** The controls of the tutorial set-up (before the capability MSRs adjust them). */
 export const DESIRED = {
-  pin: PinCtl.ExternalInterruptExiting | PinCtl.NmiExiting,
+  // Virtual NMIs: the guest's NMI blocking is virtual and NMI-window exiting is allowed (SDM 25.3).
+  pin: PinCtl.ExternalInterruptExiting | PinCtl.NmiExiting | PinCtl.VirtualNmis,
   proc: ProcCtl.UnconditionalIoExiting | ProcCtl.UseMsrBitmaps | ProcCtl.ActivateSecondaryControls,
   proc2: Proc2Ctl.EnableEpt | Proc2Ctl.UnrestrictedGuest | Proc2Ctl.EnableRdtscp | Proc2Ctl.EnableInvpcid,
   exit:
@@ -35,6 +36,8 @@ export const DESIRED = {
 
 /** Controls the policy cannot do without (RDTSCP and INVPCID are only enabled when offered). */
 const REQUIRED_PROC2 = Proc2Ctl.EnableEpt | Proc2Ctl.UnrestrictedGuest;
+/** Virtual NMIs only when offered: without them a blocked guest NMI waits for a later exit. */
+const REQUIRED_PIN = PinCtl.ExternalInterruptExiting | PinCtl.NmiExiting;
 
 /** CR0 bits the host owns (guest/host mask) and what the guest reads for them (read shadow). */
 export const CR0_MASK = CR0.NE | CR0.NW | CR0.CD;
@@ -99,7 +102,7 @@ export function computeControls(vmx: Vmx, extra?: Controls, asDesired = false): 
     return r.value;
   };
   return {
-    pin: adj('pin-based', VmxMsr.IA32_VMX_TRUE_PINBASED_CTLS, DESIRED.pin | x.pin),
+    pin: adj('pin-based', VmxMsr.IA32_VMX_TRUE_PINBASED_CTLS, DESIRED.pin | x.pin, REQUIRED_PIN | x.pin),
     proc: adj('primary processor-based', VmxMsr.IA32_VMX_TRUE_PROCBASED_CTLS, DESIRED.proc | x.proc),
     // The secondary controls have no TRUE MSR: all bits are default0 (A.3.3).
     proc2: adj(

@@ -537,10 +537,11 @@ export class VmxEngine implements Vmx {
     if (injecting && (injType === EventType.External || injType === EventType.Nmi) && (sti || movss))
       return D;
     if (intr & Interruptibility.BlockingBySmi) return D;
+    // With "virtual NMIs" an injected NMI needs no virtual-NMI blocking; without, bit 3 may be set.
     if (
       injecting &&
       injType === EventType.Nmi &&
-      !(v.get32(F.PinBasedVmExecControls) & PinCtl.VirtualNmis) &&
+      v.get32(F.PinBasedVmExecControls) & PinCtl.VirtualNmis &&
       intr & Interruptibility.BlockingByNmi
     )
       return D;
@@ -1268,7 +1269,13 @@ export class VmxEngine implements Vmx {
       this.vmcs.lo[S_INTR] = 0;
       return this.vmexit(ExitReason.NmiWindow, 0, 0);
     }
-    if (cpu.nmiPending && this.pin & PinCtl.NmiExiting && !cpu.nmiBlocked && !movss) {
+    // With "virtual NMIs", bit 3 is virtual-NMI blocking: it does not hold real NMIs back (SDM 26.6.1.2).
+    if (
+      cpu.nmiPending &&
+      this.pin & PinCtl.NmiExiting &&
+      (this.pin & PinCtl.VirtualNmis || !cpu.nmiBlocked) &&
+      !movss
+    ) {
       cpu.nmiPending = false;
       this.vmcs.lo[S_INTR] = IntrInfo.VALID | (EventType.Nmi << 8) | Vector.NMI | 0;
       return this.vmexit(ExitReason.ExceptionOrNmi, 0, 0);

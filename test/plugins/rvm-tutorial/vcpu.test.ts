@@ -8,7 +8,15 @@ import { Bus } from '../../../src/core/bus.js';
 import type { StopReason } from '../../../src/core/stop.js';
 import type { LocalApic, MsrRead } from '../../../src/devices/apic.js';
 import { EventType } from '../../../src/x86/exceptions.js';
-import { ExitReason, IntrInfo, ProcCtl, VmcsField as F } from '../../../src/x86/vmx.js';
+import { EptViolation } from '../../../src/x86/ept.js';
+import {
+  ExitReason,
+  Interruptibility,
+  IntrInfo,
+  PinCtl,
+  ProcCtl,
+  VmcsField as F,
+} from '../../../src/x86/vmx.js';
 import { GuestCpuid } from '../../../plugins/rvm-tutorial/cpuid.js';
 import { Vcpu } from '../../../plugins/rvm-tutorial/vcpu.js';
 import type { Vmx } from '../../../plugins/vmx/api.js';
@@ -39,6 +47,7 @@ class FakeVmx {
   getGpr32(): number {
     return 0;
   }
+  setGpr32(): void {}
 }
 
 class FakeApic {
@@ -59,11 +68,12 @@ class FakeApic {
   }
 }
 
-function setup() {
+function setup(pin = 0) {
   const vmx = new FakeVmx();
   const apic = new FakeApic();
   const stops: StopReason[] = [];
   const eois: number[] = [];
+  const warnings: string[] = [];
   const vcpu = new Vcpu({
     vmx: vmx as unknown as Vmx,
     guestBus: new Bus('guest'),
@@ -72,12 +82,12 @@ function setup() {
     hostEoi: (v) => eois.push(v),
     dumpState: () => 'state',
     stop: (r) => stops.push(r),
-    log: { info() {}, warn() {}, debug() {} },
+    log: { info() {}, warn: (m) => warnings.push(m), debug() {} },
     source: 'rvm-tutorial',
     protectedMode: () => true,
   });
-  vcpu.setPrimaryControls(0x1234_0000);
-  return { vmx, apic, vcpu, stops, eois };
+  vcpu.setPrimaryControls(0x1234_0000, pin);
+  return { vmx, apic, vcpu, stops, eois, warnings };
 }
 
 const EXT = (v: number) => (IntrInfo.VALID | (EventType.External << IntrInfo.TYPE_SHIFT) | v) >>> 0;
@@ -158,5 +168,116 @@ describe('Vcpu', () => {
         source: 'rvm-tutorial',
       },
     ]);
+  });
+});
+
+const NMI = (IntrInfo.VALID | (EventType.Nmi << IntrInfo.TYPE_SHIFT) | 2) >>> 0;
+const VNMI = PinCtl.NmiExiting | PinCtl.VirtualNmis;
+const PROC = 0x1234_0000;
+
+describe('Vcpu: virtual NMIs', () => {
+  /** An exit the policy answers without touching the entry fields (a CPUID). */
+  const exit = (vmx: FakeVmx, vcpu: Vcpu, reason: number = ExitReason.Cpuid) => {
+    vmx.exitReason = reason;
+    vmx.fields.set(F.VmEntryInterruptionInfo, 0); // consumed by the last entry
+    vcpu.handle(vmx as unknown as Vmx);
+  };
+
+  for (const [name, blocking] of [
+    ['virtual-NMI blocking (the handler has not returned)', Interruptibility.BlockingByNmi],
+    ['blocking by MOV SS (VM entry refuses an NMI then)', Interruptibility.BlockingByMovSs],
+    ['blocking by STI', Interruptibility.BlockingBySti],
+  ] as const)
+    it(`holds the NMI back under ${name}: NMI-window exiting, injected at the NMI-window exit`, () => {
+      const { vmx, vcpu } = setup(VNMI);
+      vmx.fields.set(F.GuestRflags, 0x202);
+      vmx.fields.set(F.GuestInterruptibilityState, blocking);
+      vcpu.raiseNmi();
+      exit(vmx, vcpu);
+      expect(vmx.vmread32(F.VmEntryInterruptionInfo)).toBe(0);
+      expect(vmx.vmread32(F.PrimaryProcBasedVmExecControls)).toBe((PROC | ProcCtl.NmiWindowExiting) >>> 0);
+      expect(vcpu.nmiIsPending).toBe(true);
+
+      vmx.fields.set(F.GuestInterruptibilityState, 0);
+      exit(vmx, vcpu, ExitReason.NmiWindow);
+      expect(vmx.vmread32(F.VmEntryInterruptionInfo)).toBe(NMI);
+      expect(vmx.vmread32(F.PrimaryProcBasedVmExecControls)).toBe(PROC);
+      expect(vcpu.nmiIsPending).toBe(false);
+      expect(vcpu.stats).toMatchObject({ nmis: 1, nmisInjected: 1, nmiWindowExits: 1 });
+    });
+
+  it('NMIs are not masked by RFLAGS.IF; a second NMI before injection merges with the first', () => {
+    const { vmx, vcpu } = setup(VNMI);
+    vmx.fields.set(F.GuestRflags, 0x2);
+    vcpu.raiseNmi();
+    vcpu.raiseNmi();
+    exit(vmx, vcpu);
+    expect(vmx.vmread32(F.VmEntryInterruptionInfo)).toBe(NMI);
+    exit(vmx, vcpu);
+    expect(vmx.vmread32(F.VmEntryInterruptionInfo)).toBe(0);
+    expect(vcpu.stats).toMatchObject({ nmis: 2, nmisInjected: 1, nmiWindowExits: 0 });
+  });
+
+  it('an NMI goes before a pending APIC interrupt, which waits for the interrupt window', () => {
+    const { vmx, apic, vcpu } = setup(VNMI);
+    vmx.fields.set(F.GuestRflags, 0x202);
+    apic.pending = [0x40];
+    vcpu.raiseNmi();
+    exit(vmx, vcpu);
+    expect(vmx.vmread32(F.VmEntryInterruptionInfo)).toBe(NMI);
+    expect(apic.acks).toBe(0);
+    expect(vmx.vmread32(F.PrimaryProcBasedVmExecControls)).toBe(
+      (PROC | ProcCtl.InterruptWindowExiting) >>> 0,
+    );
+    exit(vmx, vcpu, ExitReason.InterruptWindow);
+    expect(vmx.vmread32(F.VmEntryInterruptionInfo)).toBe(EXT(0x40));
+  });
+
+  it('a re-injected event comes first: the pending NMI waits for the NMI window', () => {
+    const { vmx, vcpu } = setup(VNMI);
+    vmx.fields.set(F.GuestRflags, 0x202);
+    vmx.fields.set(F.IdtVectoringInfo, EXT(0x40));
+    vcpu.raiseNmi();
+    exit(vmx, vcpu, ExitReason.ExternalInterrupt);
+    expect(vmx.vmread32(F.VmEntryInterruptionInfo)).toBe(EXT(0x40));
+    expect(vmx.vmread32(F.PrimaryProcBasedVmExecControls) & ProcCtl.NmiWindowExiting).not.toBe(0);
+    expect(vcpu.nmiIsPending).toBe(true);
+  });
+
+  it('an NMI whose delivery an exit interrupted is injected again, without virtual-NMI blocking', () => {
+    const { vmx, vcpu } = setup(VNMI);
+    vmx.fields.set(F.IdtVectoringInfo, (NMI | IntrInfo.NMI_UNBLOCKING) >>> 0);
+    vmx.fields.set(
+      F.GuestInterruptibilityState,
+      Interruptibility.BlockingByNmi | Interruptibility.BlockingBySti,
+    );
+    exit(vmx, vcpu, ExitReason.ExternalInterrupt);
+    expect(vmx.vmread32(F.VmEntryInterruptionInfo)).toBe(NMI);
+    expect(vmx.vmread32(F.GuestInterruptibilityState)).toBe(Interruptibility.BlockingBySti);
+    expect(vcpu.stats).toMatchObject({ reinjected: 1, nmisInjected: 0 });
+  });
+
+  it('an IRET that unblocked NMIs and faulted into an exit gets its virtual-NMI blocking back', () => {
+    const { vmx, vcpu } = setup(VNMI);
+    vmx.fields.set(F.VmExitInterruptionInfo, (NMI | IntrInfo.NMI_UNBLOCKING) >>> 0);
+    exit(vmx, vcpu, ExitReason.ExceptionOrNmi);
+    expect(vmx.vmread32(F.GuestInterruptibilityState)).toBe(Interruptibility.BlockingByNmi);
+    // An EPT violation of the IRET's stack read (qualification bit 12) likewise, even if it then stops.
+    const b = setup(VNMI);
+    b.vmx.exitQualification = EptViolation.NMI_UNBLOCKING | EptViolation.DATA_READ;
+    exit(b.vmx, b.vcpu, ExitReason.EptViolation);
+    expect(b.vmx.vmread32(F.GuestInterruptibilityState)).toBe(Interruptibility.BlockingByNmi);
+  });
+
+  it('without virtual NMIs there is no NMI window: the NMI waits for a later exit, with a warning', () => {
+    const { vmx, vcpu, warnings } = setup(PinCtl.NmiExiting);
+    vmx.fields.set(F.GuestInterruptibilityState, Interruptibility.BlockingByMovSs);
+    vcpu.raiseNmi();
+    exit(vmx, vcpu);
+    expect(vmx.vmread32(F.PrimaryProcBasedVmExecControls) & ProcCtl.NmiWindowExiting).toBe(0);
+    expect(warnings.join()).toMatch(/virtual NMIs/);
+    vmx.fields.set(F.GuestInterruptibilityState, 0);
+    exit(vmx, vcpu);
+    expect(vmx.vmread32(F.VmEntryInterruptionInfo)).toBe(NMI);
   });
 });

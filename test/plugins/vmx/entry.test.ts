@@ -233,8 +233,9 @@ describe('VM entry', () => {
         },
       ],
       [
-        'NMI injection with blocking by NMI',
-        (w) => {
+        'NMI injection with virtual-NMI blocking',
+        (w, r) => {
+          w(F.PinBasedVmExecControls, r(F.PinBasedVmExecControls) | PinCtl.NmiExiting | PinCtl.VirtualNmis);
           w(F.GuestInterruptibilityState, 8);
           w(F.VmEntryInterruptionInfo, 0x80000202);
         },
@@ -243,6 +244,13 @@ describe('VM entry', () => {
     ];
     for (const [name, change] of cases)
       it(name, () => expect(launchWith(change)).toMatchObject({ ...GUEST, qualification: 0 }));
+    it('without virtual NMIs, an NMI may be injected with blocking by NMI (SDM 26.3.1.5 note)', () => {
+      const r = launchWith((w) => {
+        w(F.GuestInterruptibilityState, 8);
+        w(F.VmEntryInterruptionInfo, 0x80000202);
+      });
+      expect(r).toEqual({ kind: 'entered' });
+    });
     it('a VMCS link pointer other than all ones: qualification 4', () => {
       expect(launchWith((w) => w(F.VmcsLinkPointer, 0x1000n))).toMatchObject({ ...GUEST, qualification: 4 });
     });
