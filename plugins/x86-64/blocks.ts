@@ -373,7 +373,10 @@ export function compileBlock(
     const write = op < 0x8a;
     // The access may fault: the CPU's state is that of this instruction's start.
     out.push(storeFlags());
-    out.push(`cpu.ip0=${ripAt(o)};cpu.icount=ic0+${n};`);
+    // Under a second-stage hook (a VMX guest) the access may exit to the policy, which runs inside
+    // it and reads and writes the guest's registers: they must be in the register file first, and
+    // not be overwritten with the block's copies when the instruction is abandoned (catch below).
+    out.push(`cpu.ip0=${ripAt(o)};cpu.icount=ic0+${n};if(s2){WB;}`);
     const lin = `cpu.dataLin(${r0 === 5 ? 2 : 3},${A(base)},${H(base)},${disp},${size},${write},${m64})`;
     // Without REX, byte registers 4-7 are AH CH DH BH.
     const high = (op === 0x88 || op === 0x8a) && rx === 0 && g >= 4;
@@ -407,8 +410,8 @@ export function compileBlock(
   const wb = regs.map((r) => `rl[${r}]=a${r};rh[${r}]=h${r};`).join('');
   const body = out.join('').replaceAll('WB;', wb);
   const src =
-    `'use strict';${load}let fR=0,fA=0,fB=0,fC=0,fRH=0,fAH=0;const ic0=cpu.icount,g0=cpu.codeGen;` +
-    `try{${body}}catch(e){${wb}throw e;}`;
+    `'use strict';${load}let fR=0,fA=0,fB=0,fC=0,fRH=0,fAH=0;const ic0=cpu.icount,g0=cpu.codeGen,` +
+    `s2=cpu.hooks.translate!==null;try{${body}}catch(e){if(!s2){${wb}}throw e;}`;
   const fn = new Function('cpu', 'rl', 'rh', 'rip', src) as BlockFn;
   return { fn, n, bytes: q - p };
 }

@@ -212,4 +212,29 @@ describe('x86-64 translated blocks', () => {
       runAt(e.cpu, CODE);
     });
   });
+
+  it("under a second-stage hook, an access that exits sees the block's registers and keeps the handler's", () => {
+    const seen: string[] = [];
+    compare((e) => {
+      // L: inc edx; mov [ebx],edx (exits: the handler records EDX); mov eax,[ebx] (exits: the
+      // handler loads EAX); add esi,eax; dec ecx; jnz L; hlt. As a VMX policy emulating MMIO does.
+      const DEV = 0x700000;
+      e.ram.set(loop(40, [0x42, 0x89, 0x13, 0x8b, 0x03, 0x01, 0xc6]), CODE);
+      e.cpu.enterFlat32(CODE);
+      e.cpu.rl[3] = DEV;
+      let n = 0;
+      const log: string[] = [];
+      e.cpu.hooks.translate = (r) => {
+        if (r.gpa - (r.gpa % 4096) !== DEV) return r.gpa;
+        const c = e.cpu;
+        if (r.write) log.push(`w ${c.rl[2]}`);
+        else c.rl[0] = 1000 + n++;
+        c.rip = c.ip0 + 2;
+        return -1;
+      };
+      runAt(e.cpu, CODE);
+      seen.push(log.join(','));
+    });
+    expect(seen[0]).toBe(seen[1]);
+  });
 });
