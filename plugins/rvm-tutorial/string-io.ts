@@ -13,7 +13,7 @@
 import type { Bus } from '../../src/core/bus.js';
 import { hex } from '../../src/core/addresses.js';
 import { RFLAGS, Seg, SEG_NAMES } from '../../src/x86/regs.js';
-import { IoInstrInfo, IoQual, VmcsField as F } from '../../src/x86/vmx.js';
+import { GUEST_SEGMENT_BASE as SEG_BASE, IoInstrInfo, IoQual, VmcsField as F } from '../../src/x86/vmx.js';
 import type { Vmx } from '../vmx/api.js';
 import { SegAttr } from '../../src/x86/descriptor.js';
 import { Access, type GuestView } from './guest-view.js';
@@ -22,7 +22,6 @@ import type { Fault } from './mmio.js';
 const TWO32 = 2 ** 32;
 /** Elements moved per exit before the instruction is resumed (see the header). */
 export const MAX_PER_EXIT = 4096;
-const SEG_BASE = [F.GuestEsBase, F.GuestCsBase, F.GuestSsBase, F.GuestDsBase, F.GuestFsBase, F.GuestGsBase];
 
 export interface StringIoStats {
   /** INS/OUTS exits emulated, and the elements they moved. */
