@@ -149,6 +149,11 @@ export interface ExperimentHost {
 
 const PAGE = 4096;
 
+/** #DE, #TS, #NP, #SS, #GP: the contributory class of SDM Vol. 3A 6.15 Table 6-4. */
+function contributory(vector: number): boolean {
+  return ((CONTRIBUTORY_MASK >>> vector) & 1) !== 0;
+}
+
 export class Experiments {
   readonly stats: ExperimentStats = {
     hlt: 0,
@@ -349,11 +354,16 @@ export class Experiments {
       (idt & IntrInfo.TYPE_MASK) >>> IntrInfo.TYPE_SHIFT === EventType.HardwareException
     ) {
       const first = idt & IntrInfo.VECTOR_MASK;
-      const pfClass = (v: number) => v === Vector.PF;
-      const contributory = (v: number) => ((CONTRIBUTORY_MASK >>> v) & 1) !== 0;
+      // A contributory exception or #PF while delivering #DF: shutdown (Table 6-5; Vol. 3A 6.15 #DF).
+      if (first === Vector.DF && (contributory(vector) || vector === Vector.PF)) {
+        this.host.fault(
+          `guest triple fault (shutdown): exception ${vector} while delivering a double fault (#DF)`,
+        );
+        return false;
+      }
       if (
         (contributory(first) && contributory(vector)) ||
-        (pfClass(first) && (contributory(vector) || pfClass(vector)))
+        (first === Vector.PF && (contributory(vector) || vector === Vector.PF))
       ) {
         this.stats.doubleFaults++;
         return this.injectException(vmx, Vector.DF, 0);

@@ -10,8 +10,8 @@ import { EPTE } from '../../../src/x86/ept.js';
 import { PTE } from '../../../src/x86/paging.js';
 import { CR0, EFER, RFLAGS, Seg } from '../../../src/x86/regs.js';
 import { IoInstrInfo, IoQual, VmcsField as F } from '../../../src/x86/vmx.js';
-import type { Vmx } from '../../../plugins/vmx/api.js';
 import { GuestView } from '../../../plugins/rvm-tutorial/guest-view.js';
+import { FakeVmx } from './fake-vmx.js';
 import { MAX_PER_EXIT, StringIo } from '../../../plugins/rvm-tutorial/string-io.js';
 
 const EPT_ROOT = 0x10_0000; // host-physical: PML4, PDPT, PD, PT in four pages
@@ -19,38 +19,6 @@ const GUEST_RAM = 0x20_0000; // host-physical base of guest-physical 0
 const GUEST_PAGES = 64;
 const PORT = 0x3ff;
 const RIP = 0x4000;
-
-/** Guest registers and VMCS fields, with the Vmx methods StringIo and GuestView use. */
-class FakeVmx {
-  readonly fields = new Map<number, bigint>();
-  readonly gpr = new Array<bigint>(16).fill(0n);
-  advanced = 0;
-  vmread(f: number): bigint | undefined {
-    return this.fields.get(f) ?? 0n;
-  }
-  vmread32(f: number): number {
-    return Number((this.fields.get(f) ?? 0n) & 0xffff_ffffn);
-  }
-  vmwrite(f: number, v: number | bigint): void {
-    this.fields.set(f, BigInt(v));
-  }
-  getGpr(n: number): bigint {
-    return this.gpr[n]!;
-  }
-  getGpr32(n: number): number {
-    return Number(this.gpr[n]! & 0xffff_ffffn);
-  }
-  setGpr(n: number, v: bigint): void {
-    this.gpr[n] = BigInt.asUintN(64, v);
-  }
-  setGprPart(n: number, size: 1 | 2 | 4, v: number): void {
-    const mask = size === 4 ? 0xffff_ffffn : size === 2 ? 0xffffn : 0xffn;
-    this.gpr[n] = size === 4 ? BigInt(v >>> 0) : (this.gpr[n]! & ~mask) | (BigInt(v) & mask);
-  }
-  advanceRip(): void {
-    this.advanced++;
-  }
-}
 
 interface Setup {
   vmx: FakeVmx;
@@ -91,13 +59,7 @@ function setup(o: { code: 32 | 64; eptReadOnly?: number; cpl?: number }): Setup 
     ioWrite: (_o, _s, v) => void written.push(v),
   });
   const faults: string[] = [];
-  const sio = new StringIo(
-    vmx as unknown as Vmx,
-    guest,
-    host,
-    new GuestView(vmx as unknown as Vmx, host),
-    (m) => faults.push(m),
-  );
+  const sio = new StringIo(vmx.asVmx, guest, host, new GuestView(vmx.asVmx, host), (m) => faults.push(m));
   return { vmx, host, sio, faults, written, byte: (gpa) => ram.data[GUEST_RAM + gpa]! };
 }
 
