@@ -176,7 +176,9 @@ export class Experiments {
   /** Monitor-trap exits still wanted (the `monitor-trap` setting counts down). */
   private mtfLeft: number;
   /** The exiting control switched off while one instruction runs under the monitor trap flag. */
-  private stepping: { proc: number; proc2: number } | null = null;
+  private stepping = false;
+  private stepProc = 0;
+  private stepProc2 = 0;
   private readonly protect: EptProtect[];
 
   constructor(
@@ -305,7 +307,9 @@ export class Experiments {
    */
   private step(vmx: Vmx, proc: number, proc2: number): boolean {
     const cur = this.host.primaryControls();
-    this.stepping = { proc, proc2 };
+    this.stepping = true;
+    this.stepProc = proc;
+    this.stepProc2 = proc2;
     if (proc2) {
       const p2 = vmx.vmread32(F.SecondaryProcBasedVmExecControls);
       vmx.vmwrite(F.SecondaryProcBasedVmExecControls, (p2 & ~proc2) >>> 0);
@@ -315,14 +319,13 @@ export class Experiments {
   }
 
   private monitorTrap(vmx: Vmx): boolean {
-    const st = this.stepping;
     let proc = this.host.primaryControls();
-    if (st !== null) {
-      this.stepping = null;
-      proc |= st.proc;
-      if (st.proc2) {
+    if (this.stepping) {
+      this.stepping = false;
+      proc |= this.stepProc;
+      if (this.stepProc2) {
         const p2 = vmx.vmread32(F.SecondaryProcBasedVmExecControls);
-        vmx.vmwrite(F.SecondaryProcBasedVmExecControls, (p2 | st.proc2) >>> 0);
+        vmx.vmwrite(F.SecondaryProcBasedVmExecControls, (p2 | this.stepProc2) >>> 0);
       }
     }
     if (this.mtfLeft > 0) {
