@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 import { hex } from '../../src/core/addresses.js';
 import { definePlugin } from '../../src/core/plugin.js';
 import { Tokens } from '../../src/core/tokens.js';
-import { fileList, filePath, physAddr, z } from '../../src/config/types.js';
+import { fileList, filePath, uint, z } from '../../src/config/types.js';
 import { buildInfo } from './info.js';
 import { MULTIBOOT_BOOTLOADER_MAGIC, MbHeaderFlag, parseKernel, type KernelImage } from './image.js';
 
@@ -30,7 +30,8 @@ export default definePlugin({
       .describe('the kernel command line (the kernel sees "FILE-NAME ARGS", as with GRUB and QEMU)'),
     modules: fileList().describe('modules: "FILE [ARGS]" each; on the command line --initrd a,b'),
     'loader-name': z.string().default('vmm').describe('boot_loader_name in the information structure'),
-    stack: physAddr()
+    // ESP is 32 bits: a larger value would be cut silently.
+    stack: uint(32)
       .default(0x7000)
       .describe(
         'ESP at entry: Multiboot leaves it undefined, but QEMU enters with its option ROM stack (about 0x6f00) and some kernels push before loading their own',

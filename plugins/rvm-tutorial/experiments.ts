@@ -150,6 +150,11 @@ export interface ExperimentHost {
 
 const PAGE = 4096;
 
+/** #DE, #TS, #NP, #SS, #GP: the contributory class of SDM Vol. 3A 6.15 Table 6-4. */
+function contributory(vector: number): boolean {
+  return ((CONTRIBUTORY_MASK >>> vector) & 1) !== 0;
+}
+
 export class Experiments {
   readonly stats: ExperimentStats = {
     hlt: 0,
@@ -172,7 +177,9 @@ export class Experiments {
   /** Monitor-trap exits still wanted (the `monitor-trap` setting counts down). */
   private mtfLeft: number;
   /** The exiting control switched off while one instruction runs under the monitor trap flag. */
-  private stepping: { proc: number; proc2: number } | null = null;
+  private stepping = false;
+  private stepProc = 0;
+  private stepProc2 = 0;
   private readonly protect: EptProtect[];
 
   constructor(
@@ -301,7 +308,9 @@ export class Experiments {
    */
   private step(vmx: Vmx, proc: number, proc2: number): boolean {
     const cur = this.host.primaryControls();
-    this.stepping = { proc, proc2 };
+    this.stepping = true;
+    this.stepProc = proc;
+    this.stepProc2 = proc2;
     if (proc2) {
       const p2 = vmx.vmread32(F.SecondaryProcBasedVmExecControls);
       vmx.vmwrite(F.SecondaryProcBasedVmExecControls, (p2 & ~proc2) >>> 0);
@@ -311,14 +320,13 @@ export class Experiments {
   }
 
   private monitorTrap(vmx: Vmx): boolean {
-    const st = this.stepping;
     let proc = this.host.primaryControls();
-    if (st !== null) {
-      this.stepping = null;
-      proc |= st.proc;
-      if (st.proc2) {
+    if (this.stepping) {
+      this.stepping = false;
+      proc |= this.stepProc;
+      if (this.stepProc2) {
         const p2 = vmx.vmread32(F.SecondaryProcBasedVmExecControls);
-        vmx.vmwrite(F.SecondaryProcBasedVmExecControls, (p2 | st.proc2) >>> 0);
+        vmx.vmwrite(F.SecondaryProcBasedVmExecControls, (p2 | this.stepProc2) >>> 0);
       }
     }
     if (this.mtfLeft > 0) {
@@ -350,11 +358,16 @@ export class Experiments {
       (idt & IntrInfo.TYPE_MASK) >>> IntrInfo.TYPE_SHIFT === EventType.HardwareException
     ) {
       const first = idt & IntrInfo.VECTOR_MASK;
-      const pfClass = (v: number) => v === Vector.PF;
-      const contributory = (v: number) => ((CONTRIBUTORY_MASK >>> v) & 1) !== 0;
+      // A contributory exception or #PF while delivering #DF: shutdown (Table 6-5; Vol. 3A 6.15 #DF).
+      if (first === Vector.DF && (contributory(vector) || vector === Vector.PF)) {
+        this.host.fault(
+          `guest triple fault (shutdown): exception ${vector} while delivering a double fault (#DF)`,
+        );
+        return false;
+      }
       if (
         (contributory(first) && contributory(vector)) ||
-        (pfClass(first) && (contributory(vector) || pfClass(vector)))
+        (first === Vector.PF && (contributory(vector) || vector === Vector.PF))
       ) {
         this.stats.doubleFaults++;
         return this.injectException(vmx, Vector.DF, 0);

@@ -20,7 +20,17 @@ import type { Vmx } from '../vmx/api.js';
 const TWO32 = 2 ** 32;
 const PAGE = 4096;
 /** Why the last translation failed (for the stop message). */
-export type WalkFailure = 'none' | 'not-present' | 'ept' | '5-level';
+export type WalkFailure = 'none' | 'not-present' | 'protection' | 'ept' | 'ept-read-only' | '5-level';
+
+/** What `linearToGpa` checks besides presence (an access the CPU has not checked itself). */
+export const Access = {
+  /** Presence only: the CPU checked the access before EPT stopped it (MMIO). */
+  Any: 0,
+  /** A data write: R/W in every level when CR0.WP is set or at CPL 3 (SDM Vol. 3A 4.6.1). */
+  Write: 1,
+  /** At CPL 3: U/S in every level (4.6.1). */
+  User: 2,
+} as const;
 
 export class GuestView {
   /** Guest paging state, read by `refresh()` at the start of an emulation. */
@@ -65,10 +75,11 @@ export class GuestView {
   }
 
   /**
-   * Guest-physical address of a guest-physical address through EPT (a 4-level walk from the EPTP),
-   * or -1 when no present leaf maps it.
+   * Host-physical address of a guest-physical address through EPT (a 4-level walk from the EPTP),
+   * or -1 when no readable leaf maps it (or, with `write`, when an entry on the way denies writes:
+   * SDM Vol. 3C 28.3.3.2, the write permission is the AND of bit 1 of every entry).
    */
-  eptTranslate(gpa: number): number {
+  eptTranslate(gpa: number, write = false): number {
     const bus = this.hostBus;
     let table = this.eptRoot;
     for (let level = 3; level >= 0; level--) {
@@ -79,6 +90,11 @@ export class GuestView {
       const hi = bus.read(at + 4, 4);
       if (!(lo & EPTE.READ)) {
         this.failure = 'ept';
+        this.failedGpa = gpa;
+        return -1;
+      }
+      if (write && !(lo & EPTE.WRITE)) {
+        this.failure = 'ept-read-only';
         this.failedGpa = gpa;
         return -1;
       }
@@ -100,24 +116,31 @@ export class GuestView {
 
   /**
    * The guest-physical address of linear address (lo, hi) through the guest's paging, or -1 (see
-   * `failure`). Only presence is checked: the instruction being emulated passed the guest's own
-   * permission checks before EPT stopped it.
+   * `failure`). `access` (Access bits) adds the R/W and U/S checks of an access the CPU did not
+   * check itself (INS/OUTS exit before touching memory); the MMIO path passes Access.Any: the
+   * instruction passed the guest's own permission checks before EPT stopped it.
    */
-  linearToGpa(lo: number, hi: number): number {
+  linearToGpa(lo: number, hi: number, access = 0): number {
     lo >>>= 0;
     this.failure = 'none';
+    // Bits an entry must have: R/W for a supervisor write only with CR0.WP (SDM Vol. 3A 4.6.1).
+    const need =
+      (access & Access.Write && (access & Access.User || this.cr0 & CR0.WP) ? PTE.RW : 0) |
+      (access & Access.User ? PTE.US : 0);
     if (!(this.cr0 & CR0.PG)) return this.lma ? hi * TWO32 + lo : lo;
     if (!(this.cr4 & CR4.PAE)) {
       // 32-bit paging (SDM 4.3): 4-byte entries, 4 MiB pages with CR4.PSE (PSE-36 bits 20:13).
       const pde = this.readGpa32(((this.cr3 & PTE_ADDR_LO) >>> 0) + (lo >>> 22) * 4);
       if (Number.isNaN(pde)) return -1;
       if (!(pde & PTE.P)) return this.notPresent();
+      if ((pde & need) !== need) return this.denied();
       if (pde & PTE.PS && this.cr4 & CR4.PSE) {
         return ((pde & 0xffc0_0000) >>> 0) + ((pde >>> 13) & 0xff) * TWO32 + (lo & 0x3f_ffff);
       }
       const pte = this.readGpa32(((pde & PTE_ADDR_LO) >>> 0) + ((lo >>> 12) & 0x3ff) * 4);
       if (Number.isNaN(pte)) return -1;
       if (!(pte & PTE.P)) return this.notPresent();
+      if ((pte & need) !== need) return this.denied();
       return ((pte & PTE_ADDR_LO) >>> 0) + (lo & 0xfff);
     }
     let table: number;
@@ -150,6 +173,8 @@ export class GuestView {
       const eLo = this.readGpa32(at);
       if (Number.isNaN(eLo)) return -1;
       if (!(eLo & PTE.P)) return this.notPresent();
+      // PAE PDPTEs have no R/W or U/S bits (SDM 4.4.1): the checks start at the PDE.
+      if ((eLo & need) !== need && (this.lma || level < 2)) return this.denied();
       const eHi = this.readGpa32(at + 4);
       if (Number.isNaN(eHi)) return -1;
       const addr = (eHi & PTE_ADDR_HI) * TWO32 + ((eLo & PTE_ADDR_LO) >>> 0);
@@ -159,6 +184,11 @@ export class GuestView {
       if (level === 0) return addr + (lo & 0xfff);
       table = addr;
     }
+    return -1;
+  }
+
+  private denied(): number {
+    this.failure = 'protection';
     return -1;
   }
 
@@ -200,8 +230,12 @@ export class GuestView {
     switch (this.failure) {
       case 'not-present':
         return `not present in the guest's ${this.paging} page tables`;
+      case 'protection':
+        return `the guest's ${this.paging} page tables do not allow the access (R/W or U/S)`;
       case 'ept':
         return `guest-physical ${this.failedGpa.toString(16)} is not mapped by EPT`;
+      case 'ept-read-only':
+        return `guest-physical ${this.failedGpa.toString(16)} is not writable in EPT`;
       case '5-level':
         return '5-level paging (CR4.LA57) is not supported by this policy';
       default:

@@ -314,15 +314,7 @@ export default definePlugin({
           paging: () => (cpu.cr0 & CR0.PG) !== 0,
           paePaging: () => (cpu.cr0 & CR0.PG) !== 0 && !cpu.lma && (cpu.cr4 & CR4.PAE) !== 0,
           log: ctx.log,
-          fault: (message) => {
-            ctx.machine.stop({
-              kind: 'fault',
-              message: `${ctx.instanceName}: ${message}`,
-              state: cpu.dumpState(),
-              source: ctx.instanceName,
-            });
-            vmx.stopGuest();
-          },
+          fault,
         })
       : undefined;
     vcpu.experiments = experiments;

@@ -25,26 +25,13 @@ import {
   newMemInsn,
   type MemInsn,
 } from '../../src/x86/mem-insn.js';
-import { RFLAGS, RFLAGS_ARITH, Seg } from '../../src/x86/regs.js';
-import { VmcsField as F } from '../../src/x86/vmx.js';
+import { PARITY, RFLAGS, RFLAGS_ARITH, Seg } from '../../src/x86/regs.js';
+import { GUEST_SEGMENT_BASE as SEG_BASE, VmcsField as F } from '../../src/x86/vmx.js';
 import type { Vmx } from '../vmx/api.js';
 import { GuestView } from './guest-view.js';
 
 const TWO32 = 2 ** 32;
 const MASK64 = (1n << 64n) - 1n;
-
-/** Segment bases by Seg number (ES, CS, SS, DS, FS, GS). */
-const SEG_BASE = [F.GuestEsBase, F.GuestCsBase, F.GuestSsBase, F.GuestDsBase, F.GuestFsBase, F.GuestGsBase];
-
-/** PF: set when the low byte of the result has an even number of 1 bits (SDM Vol. 1 3.4.3.1). */
-const PARITY = new Uint8Array(256);
-for (let i = 0; i < 256; i++) {
-  let b = i;
-  b ^= b >> 4;
-  b ^= b >> 2;
-  b ^= b >> 1;
-  PARITY[i] = b & 1 ? 0 : RFLAGS.PF;
-}
 
 export interface MmioStats {
   /** EPT violations emulated as MMIO accesses. */

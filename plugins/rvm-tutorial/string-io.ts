@@ -13,15 +13,15 @@
 import type { Bus } from '../../src/core/bus.js';
 import { hex } from '../../src/core/addresses.js';
 import { RFLAGS, Seg, SEG_NAMES } from '../../src/x86/regs.js';
-import { IoInstrInfo, IoQual, VmcsField as F } from '../../src/x86/vmx.js';
+import { GUEST_SEGMENT_BASE as SEG_BASE, IoInstrInfo, IoQual, VmcsField as F } from '../../src/x86/vmx.js';
 import type { Vmx } from '../vmx/api.js';
-import type { GuestView } from './guest-view.js';
+import { SegAttr } from '../../src/x86/descriptor.js';
+import { Access, type GuestView } from './guest-view.js';
 import type { Fault } from './mmio.js';
 
 const TWO32 = 2 ** 32;
 /** Elements moved per exit before the instruction is resumed (see the header). */
 export const MAX_PER_EXIT = 4096;
-const SEG_BASE = [F.GuestEsBase, F.GuestCsBase, F.GuestSsBase, F.GuestDsBase, F.GuestFsBase, F.GuestGsBase];
 
 export interface StringIoStats {
   /** INS/OUTS exits emulated, and the elements they moved. */
@@ -32,6 +32,8 @@ export interface StringIoStats {
 export class StringIo {
   readonly stats: StringIoStats = { stringIoExits: 0, stringIoElements: 0 };
   private readonly buf = new Uint8Array(4);
+  /** Access bits of the current exit's memory operand for the guest page walk. */
+  private access = 0;
 
   constructor(
     private readonly vmx: Vmx,
@@ -62,6 +64,12 @@ export class StringIo {
     const down = (vmx.vmread32(F.GuestRflags) & RFLAGS.DF) !== 0;
     const step = down ? -size : size;
 
+    // The I/O exit comes before any memory access (SDM Vol. 3C 25.1.3): the guest's paging
+    // permissions are checked here, at the CPL (SS.DPL, Vol. 3A 5.5).
+    const user = (vmx.vmread32(F.GuestSsAccessRights) & SegAttr.DPL_MASK) === SegAttr.DPL_MASK;
+    this.access = (input ? Access.Write : Access.Any) | (user ? Access.User : Access.Any);
+
+    // rCX as a double: exact below 2^53, and a larger count is only compared with MAX_PER_EXIT.
     let count = 1;
     if (rep) {
       count = asz === 2 ? Number(vmx.getGpr(1)) : asz === 1 ? vmx.getGpr32(1) : vmx.getGpr32(1) & 0xffff;
@@ -76,8 +84,15 @@ export class StringIo {
     let offLo = vmx.getGpr32(reg);
     let offHi = asz === 2 ? Number(vmx.getGpr(reg) >> 32n) : 0;
     if (asz === 0) offLo &= 0xffff;
-    const segBase = code === 64 ? (seg >= Seg.FS ? (vmx.vmread(SEG_BASE[seg]!) ?? 0n) : 0n) : 0n;
-    const segBase32 = code === 64 ? 0 : vmx.vmread32(SEG_BASE[seg]!);
+    // The segment base as two dwords: in 64-bit mode only FS and GS have one (SDM Vol. 3A 3.4.4).
+    let segLo = 0;
+    let segHi = 0;
+    if (code !== 64) segLo = vmx.vmread32(SEG_BASE[seg]!);
+    else if (seg >= Seg.FS) {
+      const b = vmx.vmread(SEG_BASE[seg]!) ?? 0n;
+      segLo = Number(b & 0xffff_ffffn);
+      segHi = Number((b >> 32n) & 0xffff_ffffn);
+    }
     const buf = this.buf;
     let done = 0;
     for (; done < todo; done++) {
@@ -85,11 +100,16 @@ export class StringIo {
       let linLo: number;
       let linHi: number;
       if (code === 64) {
-        const lin = (((BigInt(offHi) << 32n) | BigInt(offLo >>> 0)) + segBase) & ((1n << 64n) - 1n);
-        linLo = Number(lin & 0xffff_ffffn);
-        linHi = Number(lin >> 32n);
+        // 64-bit addition of two dword pairs, wrapped (no BigInt per element).
+        linLo = segLo + offLo;
+        linHi = segHi + offHi;
+        if (linLo >= TWO32) {
+          linLo -= TWO32;
+          linHi++;
+        }
+        linHi >>>= 0;
       } else {
-        linLo = (segBase32 + offLo) % TWO32;
+        linLo = (segLo + offLo) % TWO32;
         linHi = 0;
       }
       if (input) {
@@ -125,9 +145,9 @@ export class StringIo {
     if (asz === 2) vmx.setGpr(reg, (BigInt(offHi) << 32n) | BigInt(offLo));
     else vmx.setGprPart(reg, asz === 1 ? 4 : 2, offLo);
     if (rep) {
-      const left = count - done;
-      if (asz === 2) vmx.setGpr(1, BigInt(left));
-      else vmx.setGprPart(1, asz === 1 ? 4 : 2, left);
+      // A 64-bit rCX above 2^53 is not exact as a double: subtract from the register itself.
+      if (asz === 2) vmx.setGpr(1, vmx.getGpr(1) - BigInt(done));
+      else vmx.setGprPart(1, asz === 1 ? 4 : 2, count - done);
     }
     this.stats.stringIoExits++;
     this.stats.stringIoElements += done;
@@ -150,16 +170,16 @@ export class StringIo {
   private copy(lo: number, hi: number, size: number, write: boolean): boolean {
     const view = this.view;
     for (let i = 0; i < size; i++) {
-      // Translate the first byte and any byte that starts a new page.
+      // Every byte is translated: an element may cross into a page mapped elsewhere.
       let l = lo + i;
       let h = hi;
       if (l >= TWO32) {
         l -= TWO32;
         h = (h + 1) >>> 0;
       }
-      const gpa = view.linearToGpa(l, h);
+      const gpa = view.linearToGpa(l, h, this.access);
       if (gpa < 0) return false;
-      const hpa = view.eptTranslate(gpa);
+      const hpa = view.eptTranslate(gpa, write);
       if (hpa >= 0) {
         if (write) this.hostBus.write(hpa, 1, this.buf[i]!);
         else this.buf[i] = this.hostBus.read(hpa, 1);

@@ -154,12 +154,10 @@ export function decodeMemInsn(
   out.lock = false;
   out.moffs = false;
   const avail = Math.min(n, MAX_INSN_LENGTH);
-  const truncated = (): string =>
-    `instruction ${hexBytes(bytes, avail)} is truncated or longer than ${MAX_INSN_LENGTH} bytes`;
 
   // Legacy prefixes, in any order; a REX prefix counts only directly before the opcode (2.2.1).
   for (;;) {
-    if (p >= avail) return truncated();
+    if (p >= avail) return truncated(bytes, avail);
     const b = bytes[p]!;
     if (b === 0x66) opSize16 = true;
     else if (b === 0x67) addrOverride = true;
@@ -174,7 +172,7 @@ export function decodeMemInsn(
     else if (code === 64 && (b & 0xf0) === 0x40) {
       rex = b;
       p++;
-      if (p >= avail) return truncated();
+      if (p >= avail) return truncated(bytes, avail);
       const next = bytes[p]!;
       // A legacy prefix after REX makes the REX ignored (SDM 2.2.1): keep scanning without it.
       if (isLegacyPrefix(next)) {
@@ -197,14 +195,11 @@ export function decodeMemInsn(
   let opcode = bytes[p++]!;
   let twoByte = false;
   if (opcode === 0x0f) {
-    if (p >= avail) return truncated();
+    if (p >= avail) return truncated(bytes, avail);
     twoByte = true;
     opcode = bytes[p++]!;
   }
-  const unsupported = (): string =>
-    `instruction ${hexBytes(bytes, Math.min(avail, p + 6))} is not one this decoder emulates for MMIO ` +
-    '(MOV, MOVZX, MOVSX, AND, OR, XOR, CMP, TEST, XCHG with a memory operand)';
-  if (rep) return unsupported();
+  if (rep) return unsupported(bytes, Math.min(avail, p + 6));
 
   out.hasImm = false;
   out.immLo = 0;
@@ -218,7 +213,8 @@ export function decodeMemInsn(
   let group = false; // ModRM.reg is an opcode extension
 
   if (twoByte) {
-    if (opcode !== 0xb6 && opcode !== 0xb7 && opcode !== 0xbe && opcode !== 0xbf) return unsupported();
+    if (opcode !== 0xb6 && opcode !== 0xb7 && opcode !== 0xbe && opcode !== 0xbf)
+      return unsupported(bytes, Math.min(avail, p + 6));
     out.op = opcode & 8 ? MemOp.LoadSx : MemOp.LoadZx;
     memSize = opcode & 1 ? 2 : 1;
   } else {
@@ -299,7 +295,7 @@ export function decodeMemInsn(
         imm = byteOp ? 1 : wide === 2 ? 2 : 4;
         break;
       default:
-        return unsupported();
+        return unsupported(bytes, Math.min(avail, p + 6));
     }
     if (byteOp) memSize = 1;
   }
@@ -307,7 +303,7 @@ export function decodeMemInsn(
   out.regSize = twoByte ? wide : memSize;
 
   // ModRM.
-  if (p >= avail) return truncated();
+  if (p >= avail) return truncated(bytes, avail);
   const modrm = bytes[p++]!;
   const mod = modrm >>> 6;
   const regField = (modrm >>> 3) & 7;
@@ -317,9 +313,9 @@ export function decodeMemInsn(
   }
   if (group) {
     if (opcode === 0xc6 || opcode === 0xc7) {
-      if (regField !== 0) return unsupported();
+      if (regField !== 0) return unsupported(bytes, Math.min(avail, p + 6));
     } else if (opcode === 0xf6 || opcode === 0xf7) {
-      if (regField !== 0) return unsupported();
+      if (regField !== 0) return unsupported(bytes, Math.min(avail, p + 6));
       out.op = MemOp.Test;
     } else {
       // 80/81/83: /1 OR, /4 AND, /6 XOR, /7 CMP (ADD, ADC, SBB, SUB are not emulated).
@@ -327,7 +323,7 @@ export function decodeMemInsn(
         out.op = MemOp.AluStore;
         out.alu = regField === 1 ? AluKind.Or : regField === 4 ? AluKind.And : AluKind.Xor;
       } else if (regField === 7) out.op = MemOp.CmpMem;
-      else return unsupported();
+      else return unsupported(bytes, Math.min(avail, p + 6));
     }
   } else {
     const r = regField | rexR;
@@ -357,7 +353,7 @@ export function decodeMemInsn(
   } else {
     // 32/64-bit addressing (Tables 2-2, 2-3).
     if (rm === 4) {
-      if (p >= avail) return truncated();
+      if (p >= avail) return truncated(bytes, avail);
       const sib = bytes[p++]!;
       const ss = sib >>> 6;
       const idx = ((sib >>> 3) & 7) | rexX;
@@ -379,14 +375,14 @@ export function decodeMemInsn(
     if (mod === 1) dispBytes = 1;
     else if (mod === 2) dispBytes = 4;
   }
-  if (p + dispBytes > avail) return truncated();
+  if (p + dispBytes > avail) return truncated(bytes, avail);
   if (dispBytes === 1) out.disp = (bytes[p]! << 24) >> 24;
   else if (dispBytes === 2) out.disp = ((bytes[p]! | (bytes[p + 1]! << 8)) << 16) >> 16;
   else if (dispBytes === 4) out.disp = readLe32(bytes, p) | 0;
   p += dispBytes;
 
   if (imm !== 0) {
-    if (p + imm > avail) return truncated();
+    if (p + imm > avail) return truncated(bytes, avail);
     const v =
       imm === 1
         ? (bytes[p]! << 24) >> 24
@@ -437,6 +433,18 @@ function decodeMoffs(
   out.length = p + n;
   if (out.lock) return `instruction ${hexBytes(bytes, p + n)}: LOCK prefix on MOV (#UD)`;
   return undefined;
+}
+
+// Error messages: module functions, not closures made per decode (MMIO exits are an exit path).
+function truncated(bytes: Uint8Array, avail: number): string {
+  return `instruction ${hexBytes(bytes, avail)} is truncated or longer than ${MAX_INSN_LENGTH} bytes`;
+}
+
+function unsupported(bytes: Uint8Array, n: number): string {
+  return (
+    `instruction ${hexBytes(bytes, n)} is not one this decoder emulates for MMIO ` +
+    '(MOV, MOVZX, MOVSX, AND, OR, XOR, CMP, TEST, XCHG with a memory operand)'
+  );
 }
 
 function aluOfOpcode(opcode: number): AluKind {

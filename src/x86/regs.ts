@@ -30,6 +30,16 @@ export const RFLAGS_IOPL_SHIFT = 12;
 /** The six status flags set by arithmetic instructions. */
 export const RFLAGS_ARITH = RFLAGS.CF | RFLAGS.PF | RFLAGS.AF | RFLAGS.ZF | RFLAGS.SF | RFLAGS.OF;
 
+/** RFLAGS.PF per result low byte: set when it has an even number of 1 bits (SDM Vol. 1 3.4.3.1). */
+export const PARITY = new Uint8Array(256);
+for (let i = 0; i < 256; i++) {
+  let b = i;
+  b ^= b >> 4;
+  b ^= b >> 2;
+  b ^= b >> 1;
+  PARITY[i] = b & 1 ? 0 : RFLAGS.PF;
+}
+
 /** CR0 bits (SDM Vol. 3A 2.5). */
 export const CR0 = {
   PE: 1 << 0,

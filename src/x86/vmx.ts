@@ -340,6 +340,16 @@ export const VmcsField = {
   HostRsp: 0x6c14,
   HostRip: 0x6c16,
 } as const;
+
+/** Guest segment base fields in segment-register order (ES, CS, SS, DS, FS, GS: Seg in regs.ts). */
+export const GUEST_SEGMENT_BASE = [
+  VmcsField.GuestEsBase,
+  VmcsField.GuestCsBase,
+  VmcsField.GuestSsBase,
+  VmcsField.GuestDsBase,
+  VmcsField.GuestFsBase,
+  VmcsField.GuestGsBase,
+] as const;
 export type VmcsFieldName = keyof typeof VmcsField;
 
 /** Basic exit reasons (SDM Vol. 3C Appendix C, Table C-1). */

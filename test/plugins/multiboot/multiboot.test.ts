@@ -137,6 +137,10 @@ describe('multiboot loader', () => {
     await m.dispose();
   });
 
+  it('refuses a stack setting that does not fit ESP, naming the setting', async () => {
+    await expect(boot(aoutKernel(), ', stack: 0x100000000')).rejects.toThrow(/stack/);
+  });
+
   it.each([false, true])('loads an ELF kernel at its physical addresses (ELF64: %s)', async (is64) => {
     const { bus, entry, m } = await boot(elfKernel(is64));
     expect(entry.ip).toBe(0x200040); // the virtual entry translated through the segment
