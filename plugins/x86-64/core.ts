@@ -17,7 +17,7 @@
 import type { Bus, RamRegion } from '../../src/core/bus.js';
 import type { VirtualClock } from '../../src/core/clock.js';
 import { PFEC, Vector } from '../../src/x86/exceptions.js';
-import { CR0, CR4, EFER, RFLAGS } from '../../src/x86/regs.js';
+import { CR0, CR4, EFER, PARITY, RFLAGS } from '../../src/x86/regs.js';
 import { SegAttr } from '../../src/x86/descriptor.js';
 import { emptyHooks, type CpuHooks, type TranslateRequest } from './hooks.js';
 
@@ -46,15 +46,8 @@ const TWO48 = 281474976710656;
 /** Physical address width advertised in CPUID.80000008H (bits above are reserved in page tables). */
 export const MAXPHYADDR = 40;
 
-/** PF bit per byte value (SDM Vol. 1 3.4.3.1: set when the low byte has an even number of ones). */
-export const PARITY = new Uint8Array(256);
-for (let i = 0; i < 256; i++) {
-  let b = i;
-  b ^= b >> 4;
-  b ^= b >> 2;
-  b ^= b >> 1;
-  PARITY[i] = b & 1 ? 0 : RFLAGS.PF;
-}
+/** PF per byte value: one definition, in src/x86/regs.ts (re-exported for the interpreter). */
+export { PARITY };
 
 const SIZE_MASK = [0, 0xff, 0xffff, 0, 0xffffffff, 0, 0, 0, 0xffffffff];
 const SIGN_BIT = [0, 0x80, 0x8000, 0, 0x80000000, 0, 0, 0, 0x80000000];
