@@ -19,6 +19,7 @@
  * the general path.
  */
 import type { RamRegion } from '../../src/core/bus.js';
+import { Lazy } from './core.js';
 
 /** Executes a block: returns the next RIP; `cpu.icount` advanced by the instructions retired. */
 export type BlockFn = (cpu: unknown, rl: Int32Array, rh: Int32Array, rip: number) => number;
@@ -47,15 +48,15 @@ export function emptyBlock(key: number, buf: Uint8Array, page: number): Block {
 /** Longest block, in instructions. */
 const MAX_INSNS = 64;
 
-// Lazy-flag kinds (core.ts Lazy), as the generated code stores them.
-const K_ADD = 1,
-  K_ADC = 2,
-  K_SUB = 3,
-  K_SBB = 4,
-  K_LOGIC = 5,
-  K_INC = 6,
-  K_DEC = 7,
-  K_SHIFT = 8;
+// Lazy-flag kinds as the generated code stores them: core.ts's Lazy, the one definition.
+const K_ADD = Lazy.Add,
+  K_ADC = Lazy.Adc,
+  K_SUB = Lazy.Sub,
+  K_SBB = Lazy.Sbb,
+  K_LOGIC = Lazy.Logic,
+  K_INC = Lazy.Inc,
+  K_DEC = Lazy.Dec,
+  K_SHIFT = Lazy.Shift;
 
 const s8 = (v: number): number => (v << 24) >> 24;
 

@@ -42,8 +42,8 @@ const REP_CHUNK = 1024;
 const MAX_BLOCKS = 32768;
 
 // The lazy-flag kinds the arithmetic helpers record, as module constants: a loader that reaches
-// imported bindings through a proxy (jiti, which `npm run bench` uses) would otherwise pay a trap
-// on every ALU instruction. Compiled builds inline the const enum either way.
+// imported bindings through a proxy (jiti, for plugins loaded from source, and the test runner)
+// would otherwise pay a trap on every ALU instruction. Compiled builds inline the const enum.
 const LAZY_ADD = Lazy.Add;
 const LAZY_ADC = Lazy.Adc;
 const LAZY_SUB = Lazy.Sub;
