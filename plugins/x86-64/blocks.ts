@@ -329,7 +329,8 @@ export function compileBlock(
     q += len;
     n++;
   }
-  if (n === 0) return null;
+  // One straight-line instruction is no gain over the interpreter's fast path (a block is a call).
+  if (n === 0 || (n === 1 && !ended)) return null;
   if (!ended) out.push(exit(n, ripAt(q - p)));
 
   function incDec(r: number, dec: boolean, wide: boolean): void {

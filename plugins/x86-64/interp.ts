@@ -21,6 +21,7 @@ import { CR0, CR4, RFLAGS } from '../../src/x86/regs.js';
 import { SegAttr } from '../../src/x86/descriptor.js';
 import { Acc, FAULT, Lazy, PARITY, TWO32, TWO48 } from './core.js';
 import { CpuSystem, CS, DS, ES, FS, GS, SegOk, SS } from './system.js';
+import type { CpuModel } from './system.js';
 import { compileBlock, emptyBlock, markCodePage } from './blocks.js';
 import type { Block } from './blocks.js';
 import type {
@@ -40,6 +41,8 @@ const SIGN = [0, 0x80, 0x8000, 0, 0x80000000, 0, 0, 0, 0x80000000];
 const REP_CHUNK = 1024;
 /** Translated blocks kept at most (each holds a compiled function). */
 const MAX_BLOCKS = 32768;
+/** Slots of the direct-mapped table of recently used blocks (a power of two). */
+const RECENT_BLOCKS = 256;
 
 // The lazy-flag kinds the arithmetic helpers record, as module constants: a loader that reaches
 // imported bindings through a proxy (jiti, for plugins loaded from source, and the test runner)
@@ -163,7 +166,13 @@ export class X86Cpu extends CpuSystem {
   private readonly pageBlocks = new Map<number, Block[]>();
   /** Times each physical page had its code dropped; pages that keep changing are not translated. */
   private readonly pageDrops = new Map<number, number>();
-  private lastBlk: Block = emptyBlock(-1, new Uint8Array(0), -1);
+  /**
+   * Recently used blocks, direct-mapped by window position: a loop's few targets (say, the loop
+   * head and the instruction after a VM exit) each stay one array load away from the Map.
+   */
+  private readonly recentBlk: Block[] = new Array<Block>(RECENT_BLOCKS).fill(
+    emptyBlock(-1, new Uint8Array(0), -1),
+  );
   /** Arrivals at branch targets not yet translated, by a hash of the window position. */
   private readonly hot = new Uint8Array(4096);
   readonly blockStats = { compiled: 0, dropped: 0 };
@@ -171,12 +180,13 @@ export class X86Cpu extends CpuSystem {
   /** The block at buf[p] (compiled once the target is hot), or null to interpret. */
   private findBlock(buf: Uint8Array, p: number, m64: boolean): Block | null {
     const key = p * 2 + (m64 ? 1 : 0);
-    let blk = this.lastBlk;
+    const slot = (p ^ (p >>> 7)) & (RECENT_BLOCKS - 1);
+    let blk = this.recentBlk[slot]!;
     if (blk.key !== key || blk.buf !== buf || !blk.valid) {
       const b = this.blocks.get(key);
       if (b === undefined || b.buf !== buf) return this.blocksOn ? this.newBlock(buf, p, m64, key) : null;
       blk = b;
-      this.lastBlk = b;
+      this.recentBlk[slot] = b;
     }
     return blk.n !== 0 ? blk : null;
   }
@@ -217,7 +227,7 @@ export class X86Cpu extends CpuSystem {
           }
       }
     }
-    this.lastBlk = blk;
+    this.recentBlk[(p ^ (p >>> 7)) & (RECENT_BLOCKS - 1)] = blk;
     return c === null ? null : blk;
   }
 
@@ -276,6 +286,11 @@ export class X86Cpu extends CpuSystem {
           if (k > 0) {
             n -= k;
             if (this.eventCheck || n <= 0) return;
+            // The run ended after a hook took an instruction over, not before one it cannot do.
+            if (this.fastAgain) {
+              this.fastAgain = false;
+              continue;
+            }
           }
         }
         n--;
@@ -629,6 +644,27 @@ export class X86Cpu extends CpuSystem {
             }
             break;
           }
+          if (b2 === 0xa2) {
+            // CPUID: a hook (a VM exit) takes it over as from the general path; else the model answers.
+            const hook = this.hooks.cpuid;
+            if (hook !== null) {
+              this.fastHookPrep(rip, p, 2, k - counted);
+              counted = k;
+              const e = this.cpuidEv;
+              e.leaf = rl[0] >>> 0;
+              e.subleaf = rl[1] >>> 0;
+              e.length = 2;
+              if (hook(e)) {
+                if (!this.fastHookTook(rip, 2, buf, lin0)) return k + 1;
+                counted = k + 1;
+                len = 2;
+                break;
+              }
+            }
+            this.cpuidToRegs(rl[0] >>> 0, rl[1] >>> 0);
+            len = 2;
+            break;
+          }
           const m = buf[p + 2];
           if (m < 0xc0) {
             if (b2 !== 0xb6) break outer;
@@ -661,6 +697,44 @@ export class X86Cpu extends CpuSystem {
           } else break outer;
           len = 3;
           break;
+        }
+        // IN/OUT AL/eAX with an imm8 or DX port. With an I/O hook (a VM exit) the hook is called as
+        // from the general path and the run ends there (the exit may have changed any state);
+        // without one, the general path does the I/O (it ends a run anyway: devices raise events).
+        // An I/O permission check that could fault (CPL > IOPL, virtual-8086) is left to it too.
+        case 0xe4:
+        case 0xe5:
+        case 0xe6:
+        case 0xe7:
+        case 0xec:
+        case 0xed:
+        case 0xee:
+        case 0xef: {
+          const hook = this.hooks.io;
+          if (hook === null || (this.pe && (this.v86 || this.cpl > ((this.fl >> 12) & 3)))) break outer;
+          const imm = b < 0xe8;
+          len = imm ? 2 : 1;
+          this.fastHookPrep(rip, p, len, k - counted);
+          counted = k;
+          const e = this.ioEv;
+          e.port = imm ? buf[p + 1] : rl[2] & 0xffff;
+          e.size = b & 1 ? 4 : 1;
+          e.input = (b & 2) === 0;
+          e.string = false;
+          e.rep = false;
+          e.immediate = imm;
+          e.length = len;
+          if (hook(e)) {
+            if (!this.fastHookTook(rip, len, buf, lin0)) return k + 1;
+            counted = k + 1;
+            break;
+          }
+          // Declined (e.g. the port's I/O-bitmap bit is clear): the instruction runs as on bare hardware.
+          this.rip = this.nextRip();
+          this.portIoBare(e.port, e.size, e.input);
+          this.icount++;
+          this.fastAgain = true;
+          return k + 1;
         }
         default:
           break outer;
@@ -711,6 +785,49 @@ export class X86Cpu extends CpuSystem {
     }
     return k;
   }
+
+  /**
+   * Before a fast-path instruction calls a hook: the CPU's state as the general path would have it
+   * at that instruction (RIP, the instruction's bytes for `ilen` and nextRip(), the instructions
+   * retired before it counted).
+   */
+  private fastHookPrep(rip: number, p: number, len: number, uncounted: number): void {
+    this.icount += uncounted;
+    this.ip0 = rip;
+    this._rip = rip;
+    this.iStart = p;
+    this.fPos = (p + len) | 0;
+    this.seq = true;
+  }
+
+  /**
+   * A hook took a fast-path instruction over (as took() after the general path): it counts as
+   * retired, RIP is whatever the hook left, and fetching continues from the window only when that
+   * is the next instruction. True when the run can go on with the state it holds in locals: RIP
+   * is the next instruction (a VM exit whose handler advanced RIP and resumed), in the same fetch
+   * window, and nothing needs a look; else fastRun returns and execute() tries again.
+   */
+  private fastHookTook(rip: number, len: number, buf: Uint8Array, lin0: number): boolean {
+    const next = this.mode64 ? rip + len : (rip + len) >>> 0;
+    const seq = this._rip === next;
+    this.seq = seq;
+    this.icount++;
+    if (
+      seq &&
+      !this.eventCheck &&
+      this.fValid &&
+      this.fBuf === buf &&
+      this.fLin0 === lin0 &&
+      (this.fl & 0x100) === 0 &&
+      !this.dbPending
+    )
+      return true;
+    this.fastAgain = true;
+    return false;
+  }
+
+  /** fastRun returned after a hook (fastHookTook): execute() tries the fast path again first. */
+  private fastAgain = false;
 
   /**
    * alu() for a 32-bit operation on the fast path, all eight inline. Only what the lazy-flag
@@ -3661,6 +3778,11 @@ export class X86Cpu extends CpuSystem {
       if (this.hooks.io(e)) return this.took();
     }
     this.rip = this.nextRip();
+    this.portIoBare(port, size, input);
+  }
+
+  /** IN/OUT on the bus after the checks, with RIP already past the instruction. */
+  private portIoBare(port: number, size: 1 | 2 | 4, input: boolean): void {
     this.syncClock();
     this.sideEffects++;
     if (input) {
@@ -4482,14 +4604,42 @@ export class X86Cpu extends CpuSystem {
       e.length = this.ilen;
       if (this.hooks.cpuid(e)) return this.took();
     }
-    this.cpuid(leaf, sub);
-    const o = this.cpuidOut;
-    if (leaf === 1) o[1] = (o[1] & 0x00ffffff) | 0; // initial APIC ID 0
-    this.setReg(0, 4, false, o[0], 0);
-    this.setReg(3, 4, false, o[1], 0);
-    this.setReg(1, 4, false, o[2], 0);
-    this.setReg(2, 4, false, o[3], 0);
+    this.cpuidToRegs(leaf, sub);
   }
+
+  /**
+   * EAX, EBX, ECX, EDX from the CPUID model (zero-extended in 64-bit mode). The model's answers
+   * depend on the leaf and, for leaf 7, the subleaf only: each is computed once.
+   */
+  private cpuidToRegs(leaf: number, sub: number): void {
+    // Leaves above the highest basic leaf answer as it does (system.ts cpuid), subleaf included.
+    const key = leaf < 8 || leaf >= 0x8000_0000 ? leaf : 7;
+    if (this.cpuidCacheModel !== this.model) {
+      this.cpuidCache.clear();
+      this.cpuidCacheModel = this.model;
+    }
+    let o = key === 7 && sub !== 0 ? undefined : this.cpuidCache.get(key);
+    if (o === undefined) {
+      this.cpuid(leaf, sub);
+      o = Int32Array.from(this.cpuidOut);
+      if (leaf === 1) o[1] = o[1]! & 0x00ffffff; // initial APIC ID 0
+      if (key !== 7 || sub === 0) this.cpuidCache.set(key, o);
+    }
+    const rl = this.rl;
+    const rh = this.rh;
+    rl[0] = o[0]!;
+    rl[3] = o[1]!;
+    rl[1] = o[2]!;
+    rl[2] = o[3]!;
+    rh[0] = 0;
+    rh[3] = 0;
+    rh[1] = 0;
+    rh[2] = 0;
+  }
+
+  private readonly cpuidCache = new Map<number, Int32Array>();
+  /** The model the cache was filled from (a new model object empties it). */
+  private cpuidCacheModel: CpuModel | null = null;
 
   /** BT/BTS/BTR/BTC with a register bit offset (memory forms address beyond the operand). */
   private btReg(b: number): void {
