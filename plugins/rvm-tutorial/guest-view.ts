@@ -133,14 +133,17 @@ export class GuestView {
       const pde = this.readGpa32(((this.cr3 & PTE_ADDR_LO) >>> 0) + (lo >>> 22) * 4);
       if (Number.isNaN(pde)) return -1;
       if (!(pde & PTE.P)) return this.notPresent();
-      if ((pde & need) !== need) return this.denied();
+      // Rights combine over the levels; a lower entry that is not present still makes it a
+      // not-present fault (SDM 4.7: P=0).
+      const deniedPde = (pde & need) !== need;
       if (pde & PTE.PS && this.cr4 & CR4.PSE) {
+        if (deniedPde) return this.denied();
         return ((pde & 0xffc0_0000) >>> 0) + ((pde >>> 13) & 0xff) * TWO32 + (lo & 0x3f_ffff);
       }
       const pte = this.readGpa32(((pde & PTE_ADDR_LO) >>> 0) + ((lo >>> 12) & 0x3ff) * 4);
       if (Number.isNaN(pte)) return -1;
       if (!(pte & PTE.P)) return this.notPresent();
-      if ((pte & need) !== need) return this.denied();
+      if (deniedPde || (pte & need) !== need) return this.denied();
       return ((pte & PTE_ADDR_LO) >>> 0) + (lo & 0xfff);
     }
     let table: number;
@@ -157,6 +160,7 @@ export class GuestView {
       table = (this.cr3 & CR3_PAE_PDPT) >>> 0;
       level = 2;
     }
+    let denied = false;
     for (; level >= 0; level--) {
       // Index bits: 47:39, 38:30, 29:21, 20:12 (the PAE PDPT index is bits 31:30).
       const idx =
@@ -174,13 +178,15 @@ export class GuestView {
       if (Number.isNaN(eLo)) return -1;
       if (!(eLo & PTE.P)) return this.notPresent();
       // PAE PDPTEs have no R/W or U/S bits (SDM 4.4.1): the checks start at the PDE.
-      if ((eLo & need) !== need && (this.lma || level < 2)) return this.denied();
+      if ((eLo & need) !== need && (this.lma || level < 2)) denied = true;
       const eHi = this.readGpa32(at + 4);
       if (Number.isNaN(eHi)) return -1;
       const addr = (eHi & PTE_ADDR_HI) * TWO32 + ((eLo & PTE_ADDR_LO) >>> 0);
       // Large pages: a 1 GiB PDPTE (4-level only) or a 2 MiB PDE.
-      if (level === 1 && eLo & PTE.PS) return addr - (addr % 0x20_0000) + (lo & 0x1f_ffff);
-      if (level === 2 && this.lma && eLo & PTE.PS) return addr - (addr % 0x4000_0000) + (lo & 0x3fff_ffff);
+      const large = (level === 1 || (level === 2 && this.lma)) && (eLo & PTE.PS) !== 0;
+      if ((large || level === 0) && denied) return this.denied();
+      if (level === 1 && large) return addr - (addr % 0x20_0000) + (lo & 0x1f_ffff);
+      if (level === 2 && large) return addr - (addr % 0x4000_0000) + (lo & 0x3fff_ffff);
       if (level === 0) return addr + (lo & 0xfff);
       table = addr;
     }

@@ -239,7 +239,7 @@ export default definePlugin({
       vmx.stopGuest();
     };
     const mmio = new MmioEmulator(vmx, guestBus, hostBus, fault);
-    const stringIo = new StringIo(vmx, guestBus, hostBus, mmio.view, fault);
+    const stringIo = new StringIo(vmx, guestBus, hostBus, mmio.view, fault, (v) => (cpu.cr2 = v));
     const vcpu = new Vcpu({
       vmx,
       guestBus,

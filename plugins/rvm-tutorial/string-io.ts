@@ -10,10 +10,17 @@
  * rSI, rDI updated, and the next entry continues it, as a CPU does when an interrupt arrives
  * between iterations; pending interrupts get their chance in between.
  */
-import type { Bus } from '../../src/core/bus.js';
+import type { Bus, MmioRegion } from '../../src/core/bus.js';
+import { EventType, PFEC, Vector } from '../../src/x86/exceptions.js';
 import { hex } from '../../src/core/addresses.js';
 import { RFLAGS, Seg, SEG_NAMES } from '../../src/x86/regs.js';
-import { GUEST_SEGMENT_BASE as SEG_BASE, IoInstrInfo, IoQual, VmcsField as F } from '../../src/x86/vmx.js';
+import {
+  GUEST_SEGMENT_BASE as SEG_BASE,
+  IntrInfo,
+  IoInstrInfo,
+  IoQual,
+  VmcsField as F,
+} from '../../src/x86/vmx.js';
 import type { Vmx } from '../vmx/api.js';
 import { SegAttr } from '../../src/x86/descriptor.js';
 import { Access, type GuestView } from './guest-view.js';
@@ -27,10 +34,12 @@ export interface StringIoStats {
   /** INS/OUTS exits emulated, and the elements they moved. */
   stringIoExits: number;
   stringIoElements: number;
+  /** Elements the guest's paging refused: #PF injected. */
+  pageFaultsInjected: number;
 }
 
 export class StringIo {
-  readonly stats: StringIoStats = { stringIoExits: 0, stringIoElements: 0 };
+  readonly stats: StringIoStats = { stringIoExits: 0, stringIoElements: 0, pageFaultsInjected: 0 };
   private readonly buf = new Uint8Array(4);
   /** Access bits of the current exit's memory operand for the guest page walk. */
   private access = 0;
@@ -41,6 +50,8 @@ export class StringIo {
     private readonly hostBus: Bus,
     private readonly view: GuestView,
     private readonly fault: Fault,
+    /** Writes the guest's CR2: not VMCS guest state (SDM Vol. 3C 24.4.1), the VMM sets it itself. */
+    private readonly setCr2: (linear: number) => void,
   ) {}
 
   /** Emulate the INS/OUTS of the current I/O exit. False when the run stops. */
@@ -112,15 +123,18 @@ export class StringIo {
         linLo = (segLo + offLo) % TWO32;
         linHi = 0;
       }
+      // Every byte is reachable before the port is touched: an element that faults is not moved,
+      // so an INS never loses what it read from the device.
+      if (!this.translate(linLo, linHi, size)) break;
       if (input) {
         const v = this.guestBus.ioRead(port, size);
         buf[0] = v;
         buf[1] = v >>> 8;
         buf[2] = v >>> 16;
         buf[3] = v >>> 24;
-        if (!this.copy(linLo, linHi, size, true)) break;
+        this.transfer(size, true);
       } else {
-        if (!this.copy(linLo, linHi, size, false)) break;
+        this.transfer(size, false);
         const v = buf[0]! | (buf[1]! << 8) | (buf[2]! << 16) | (buf[3]! << 24);
         this.guestBus.ioWrite(port, size, size === 4 ? v >>> 0 : v & (size === 1 ? 0xff : 0xffff));
       }
@@ -151,6 +165,27 @@ export class StringIo {
     }
     this.stats.stringIoExits++;
     this.stats.stringIoElements += done;
+    if (failed && (view.failure === 'not-present' || view.failure === 'protection')) {
+      // The guest's own paging refuses the element: #PF to the guest (SDM Vol. 3A 4.7), RIP on
+      // the instruction (a fault), rCX/rSI/rDI past the elements moved, CR2 the faulting byte.
+      const errorCode =
+        (view.failure === 'protection' ? PFEC.P : 0) |
+        (input ? PFEC.W : 0) |
+        (this.access & Access.User ? PFEC.U : 0);
+      vmx.vmwrite(
+        F.VmEntryInterruptionInfo,
+        (IntrInfo.VALID |
+          (EventType.HardwareException << IntrInfo.TYPE_SHIFT) |
+          Vector.PF |
+          IntrInfo.DELIVER_ERROR_CODE) >>>
+          0,
+      );
+      vmx.vmwrite(F.VmEntryExceptionErrorCode, errorCode);
+      this.setCr2((this.failedHi | 0) * TWO32 + this.failedLo);
+      vmx.vmwrite(F.GuestRip, vmx.vmread(F.GuestRip) ?? 0n);
+      this.stats.pageFaultsInjected++;
+      return true;
+    }
     if (failed) {
       this.fault(
         `string I/O (${input ? 'INS' : 'OUTS'}${rep ? ' with REP' : ''}, port ${hex(port, 4)}, size ${size}): ` +
@@ -166,31 +201,57 @@ export class StringIo {
     return true;
   }
 
-  /** Copy buf[0..size) to (write) or from guest memory at linear (lo, hi), byte by byte across pages. */
-  private copy(lo: number, hi: number, size: number, write: boolean): boolean {
+  /**
+   * Where each byte of the element at linear (lo, hi) goes: host-physical (guest RAM through EPT)
+   * or a guest device's MMIO. Byte by byte: an element may cross into a page mapped elsewhere.
+   * False when a byte cannot be reached (view.failure says why; failedLo/Hi is its address).
+   */
+  private translate(lo: number, hi: number, size: number): boolean {
     const view = this.view;
+    const write = (this.access & Access.Write) !== 0;
     for (let i = 0; i < size; i++) {
-      // Every byte is translated: an element may cross into a page mapped elsewhere.
       let l = lo + i;
       let h = hi;
       if (l >= TWO32) {
         l -= TWO32;
         h = (h + 1) >>> 0;
       }
+      this.failedLo = l;
+      this.failedHi = h;
       const gpa = view.linearToGpa(l, h, this.access);
       if (gpa < 0) return false;
       const hpa = view.eptTranslate(gpa, write);
+      this.hpa[i] = hpa;
+      if (hpa >= 0) continue;
+      // Not guest RAM: a guest device's MMIO page (the access goes to the device), else a stop.
+      const region = this.guestBus.regionAt(gpa);
+      if (region?.kind !== 'mmio') return false;
+      this.mmio[i] = region;
+      this.mmioOffset[i] = gpa - region.base;
+    }
+    return true;
+  }
+
+  /** Copy buf[0..size) to (write) or from the bytes translate() found. */
+  private transfer(size: number, write: boolean): void {
+    for (let i = 0; i < size; i++) {
+      const hpa = this.hpa[i]!;
       if (hpa >= 0) {
         if (write) this.hostBus.write(hpa, 1, this.buf[i]!);
         else this.buf[i] = this.hostBus.read(hpa, 1);
         continue;
       }
-      // Not guest RAM: a guest device's MMIO page (the access goes to the device), else a stop.
-      const region = this.guestBus.regionAt(gpa);
-      if (region?.kind !== 'mmio') return false;
-      if (write) region.device.mmioWrite(gpa - region.base, 1, this.buf[i]!);
-      else this.buf[i] = region.device.mmioRead(gpa - region.base, 1);
+      const device = this.mmio[i]!.device;
+      if (write) device.mmioWrite(this.mmioOffset[i]!, 1, this.buf[i]!);
+      else this.buf[i] = device.mmioRead(this.mmioOffset[i]!, 1);
     }
-    return true;
   }
+
+  /** Per byte of the current element (translate): host-physical address, or -1 and the MMIO region. */
+  private readonly hpa = new Float64Array(4);
+  private readonly mmio: MmioRegion[] = [];
+  private readonly mmioOffset = new Float64Array(4);
+  /** The linear address of the byte translate() stopped at. */
+  private failedLo = 0;
+  private failedHi = 0;
 }

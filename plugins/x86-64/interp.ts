@@ -1207,6 +1207,10 @@ export class X86Cpu extends CpuSystem {
       const v = this.injVector;
       this.injVector = -1;
       this.halted = false;
+      // An injected #PF leaves CR2 as the VMM set it (CR2 is not guest state in the VMCS; VM entry
+      // delivers the event, SDM Vol. 3C 26.5.1, without writing CR2); a #PF raised while
+      // delivering it sets CR2 as usual.
+      if (v === Vector.PF) this.fAddr = this.cr2 < 0 ? this.cr2 + TWO48 : this.cr2;
       this.raiseException(v, this.injError, this.injType, this.injLength);
       this.invalidateFetch();
     }

@@ -7,9 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { Bus } from '../../../src/core/bus.js';
 import { SegAttr } from '../../../src/x86/descriptor.js';
 import { EPTE } from '../../../src/x86/ept.js';
+import { PFEC } from '../../../src/x86/exceptions.js';
 import { PTE } from '../../../src/x86/paging.js';
 import { CR0, EFER, RFLAGS, Seg } from '../../../src/x86/regs.js';
-import { IoInstrInfo, IoQual, VmcsField as F } from '../../../src/x86/vmx.js';
+import { IntrInfo, IoInstrInfo, IoQual, VmcsField as F } from '../../../src/x86/vmx.js';
 import { GuestView } from '../../../plugins/rvm-tutorial/guest-view.js';
 import { FakeVmx } from './fake-vmx.js';
 import { MAX_PER_EXIT, StringIo } from '../../../plugins/rvm-tutorial/string-io.js';
@@ -28,6 +29,8 @@ interface Setup {
   written: number[];
   /** Guest-physical byte. */
   byte(gpa: number): number;
+  /** The #PF the handler set up for injection (its error code, and the CR2 it wrote), if any. */
+  pageFault(): { errorCode: number; cr2: number } | undefined;
 }
 
 /** EPT maps guest-physical pages 0..GUEST_PAGES-1 RWX, except `eptReadOnly` (read-only). */
@@ -59,8 +62,31 @@ function setup(o: { code: 32 | 64; eptReadOnly?: number; cpl?: number }): Setup 
     ioWrite: (_o, _s, v) => void written.push(v),
   });
   const faults: string[] = [];
-  const sio = new StringIo(vmx.asVmx, guest, host, new GuestView(vmx.asVmx, host), (m) => faults.push(m));
-  return { vmx, host, sio, faults, written, byte: (gpa) => ram.data[GUEST_RAM + gpa]! };
+  const cr2: number[] = [];
+  const sio = new StringIo(
+    vmx.asVmx,
+    guest,
+    host,
+    new GuestView(vmx.asVmx, host),
+    (m) => faults.push(m),
+    (v) => cr2.push(v),
+  );
+  return {
+    vmx,
+    host,
+    sio,
+    faults,
+    written,
+    byte: (gpa) => ram.data[GUEST_RAM + gpa]!,
+    pageFault: () => {
+      const info = vmx.vmread32(F.VmEntryInterruptionInfo);
+      if (!(info & IntrInfo.VALID)) return undefined;
+      expect(info >>> 0).toBe(
+        (IntrInfo.VALID | (3 << IntrInfo.TYPE_SHIFT) | 14 | IntrInfo.DELIVER_ERROR_CODE) >>> 0,
+      );
+      return { errorCode: vmx.vmread32(F.VmEntryExceptionErrorCode), cr2: cr2.at(-1)! };
+    },
+  };
 }
 
 /** Exit qualification of a string I/O exit on PORT. */
@@ -143,19 +169,23 @@ describe('rvm-tutorial string I/O: access rights of the memory operand', () => {
     expect(s.written).toEqual([0]);
   });
 
-  it('INS into a read-only guest page: allowed at CPL 0 without CR0.WP, stops with it', () => {
+  it('INS into a read-only guest page: allowed at CPL 0 without CR0.WP, #PF(P|W) with it', () => {
     for (const wp of [false, true]) {
       const s = setup({ code: 32 });
       guestPaging32(s, (i) => (i === 8 ? PTE.P | PTE.US : PTE.P | PTE.RW | PTE.US), wp);
       s.vmx.vmwrite(F.VmExitInstructionInfo, 1 << IoInstrInfo.ADDRESS_SIZE_SHIFT);
       s.vmx.gpr[7] = 0x8000n;
-      expect(s.sio.handle(qual(true, false))).toBe(!wp);
+      expect(s.sio.handle(qual(true, false))).toBe(true);
+      expect(s.faults).toEqual([]);
       expect(s.byte(0x8000)).toBe(wp ? 0 : 0x10);
-      if (wp) expect(s.faults[0]).toMatch(/do not allow the access/);
+      expect(s.pageFault()).toEqual(wp ? { errorCode: PFEC.P | PFEC.W, cr2: 0x8000 } : undefined);
+      // A fault leaves RIP on the instruction and rDI where it was.
+      expect(s.vmx.advanced).toBe(wp ? 0 : 1);
+      expect(s.vmx.gpr[7]).toBe(wp ? 0x8000n : 0x8001n);
     }
   });
 
-  it('at CPL 3, INS into a read-only page and OUTS from a supervisor page stop', () => {
+  it('at CPL 3, INS into a read-only page and OUTS from a supervisor page are #PF(P|W|U), #PF(P|U)', () => {
     const s = setup({ code: 32, cpl: 3 });
     guestPaging32(
       s,
@@ -164,15 +194,53 @@ describe('rvm-tutorial string I/O: access rights of the memory operand', () => {
     );
     s.vmx.vmwrite(F.VmExitInstructionInfo, 1 << IoInstrInfo.ADDRESS_SIZE_SHIFT);
     s.vmx.gpr[7] = 0x8000n;
-    expect(s.sio.handle(qual(true, false))).toBe(false);
+    expect(s.sio.handle(qual(true, false))).toBe(true);
+    expect(s.pageFault()).toEqual({ errorCode: PFEC.P | PFEC.W | PFEC.U, cr2: 0x8000 });
     expect(s.byte(0x8000)).toBe(0);
+    s.vmx.vmwrite(F.VmEntryInterruptionInfo, 0); // the entry delivered it
     s.vmx.gpr[6] = 0x9000n;
-    expect(s.sio.handle(qual(false, false))).toBe(false);
+    expect(s.sio.handle(qual(false, false))).toBe(true);
+    expect(s.pageFault()).toEqual({ errorCode: PFEC.P | PFEC.U, cr2: 0x9000 });
     expect(s.written).toEqual([]);
-    // A user page is fine.
+    // A user page is fine; the faulting INS did not read the port (nothing is lost).
+    s.vmx.vmwrite(F.VmEntryInterruptionInfo, 0);
     s.vmx.gpr[7] = 0xa000n;
     expect(s.sio.handle(qual(true, false))).toBe(true);
-    expect(s.byte(0xa000)).toBe(0x11); // the failed INS read the port once
-    expect(s.faults).toHaveLength(2);
+    expect(s.pageFault()).toBeUndefined();
+    expect(s.byte(0xa000)).toBe(0x10);
+    expect(s.faults).toEqual([]);
+    expect(s.sio.stats.pageFaultsInjected).toBe(2);
+  });
+
+  it('REP INSW running into a not-present page: the elements before it move, #PF(W) at its first byte', () => {
+    const s = setup({ code: 32 });
+    guestPaging32(s, (i) => (i === 9 ? 0 : PTE.P | PTE.RW | PTE.US), true);
+    s.vmx.vmwrite(F.VmExitInstructionInfo, 1 << IoInstrInfo.ADDRESS_SIZE_SHIFT);
+    // Words at 0x8ffb and 0x8ffd move; the one at 0x8fff straddles into the not-present page 9.
+    s.vmx.gpr[7] = 0x8ffbn;
+    s.vmx.gpr[1] = 10n;
+    expect(s.sio.handle(qual(true, true, 2))).toBe(true);
+    expect(s.pageFault()).toEqual({ errorCode: PFEC.W, cr2: 0x9000 });
+    expect(s.vmx.gpr[7]).toBe(0x8fffn);
+    expect(s.vmx.gpr[1]).toBe(8n);
+    expect(s.vmx.advanced).toBe(0);
+    // A word from the one-byte port reads all ones; the straddling word wrote nothing.
+    expect([0x8ffb, 0x8ffc, 0x8ffd, 0x8ffe, 0x8fff].map((a) => s.byte(a))).toEqual([
+      0xff, 0xff, 0xff, 0xff, 0,
+    ]);
+  });
+
+  it('a supervisor-only PDE over a not-present PTE is a not-present fault (P=0)', () => {
+    const s = setup({ code: 32, cpl: 3 });
+    guestPaging32(s, (i) => (i === 8 ? 0 : PTE.P | PTE.RW | PTE.US), false);
+    s.host.write(GUEST_RAM + 0x1000, 4, 0x2000 | PTE.P | PTE.RW); // the PDE: supervisor only
+    s.vmx.vmwrite(F.VmExitInstructionInfo, 1 << IoInstrInfo.ADDRESS_SIZE_SHIFT);
+    s.vmx.gpr[6] = 0x8000n;
+    expect(s.sio.handle(qual(false, false))).toBe(true);
+    expect(s.pageFault()).toEqual({ errorCode: PFEC.U, cr2: 0x8000 });
+    s.vmx.vmwrite(F.VmEntryInterruptionInfo, 0);
+    s.vmx.gpr[6] = 0xa000n; // a present PTE under the supervisor PDE: a protection fault
+    expect(s.sio.handle(qual(false, false))).toBe(true);
+    expect(s.pageFault()).toEqual({ errorCode: PFEC.P | PFEC.U, cr2: 0xa000 });
   });
 });

@@ -1,7 +1,8 @@
 /**
  * INS/OUTS emulation by the policy (string-io.ts) in 32-bit guests: REP and single forms, DF,
  * 16-bit address size, element sizes, long REPs in slices, a buffer reached through the guest's
- * paging across a page boundary, and the clean stop when the buffer is not mapped.
+ * paging across a page boundary, #PF to the guest when its paging refuses the buffer, and the clean
+ * stop when EPT does not map it.
  */
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -12,6 +13,8 @@ import { POWEROFF, RESULTS, runGuest } from './helpers.js';
 /** COM1's scratch register (16550 SCR): reads back the last byte written. */
 const SCR = 0x3ff;
 const BUF = RESULTS + 0x100;
+/** The guest's IDT (for its #PF handler). */
+const IDT = RESULTS + 0x800;
 
 describe('rvm-tutorial: string I/O', () => {
   it('REP INSB fills ES:EDI from the port; single INSB; EDI and ECX as the CPU leaves them', async () => {
@@ -104,8 +107,16 @@ ${POWEROFF}
     expect(r.loaded.stats()['guest-bus']!['unmappedPortWrites']).toBe(n);
   });
 
-  it('INS through 32-bit paging across a page boundary, then a clean stop at an unmapped page', async () => {
+  it('INS through 32-bit paging across a page boundary, then #PF to the guest at an unmapped page', async () => {
     const r = await runGuest(`
+  mov esp, ${IDT}
+  lea eax, [pf]
+  mov word ptr ds:[${IDT} + 14 * 8], ax
+  mov word ptr ds:[${IDT} + 14 * 8 + 2], cs
+  mov word ptr ds:[${IDT} + 14 * 8 + 4], 0x8e00
+  shr eax, 16
+  mov word ptr ds:[${IDT} + 14 * 8 + 6], ax
+  lidt [idtr]
   mov dword ptr ds:[0x4000], 0x83
   mov dword ptr ds:[0x4000 + 0x301 * 4], 0x5003
   mov dword ptr ds:[0x5000], 0x6003
@@ -126,16 +137,45 @@ ${POWEROFF}
   rep insb
   mov [${RESULTS}], edi
   mov edi, 0xc0402000
-  insb
+  mov ecx, 3
+  rep insb
+  mov dword ptr [${RESULTS} + 4], 0xbad
 ${POWEROFF}
+pf:
+  pop eax
+  mov [${RESULTS} + 4], eax
+  mov eax, cr2
+  mov [${RESULTS} + 8], eax
+  mov [${RESULTS} + 12], edi
+  mov [${RESULTS} + 16], ecx
+${POWEROFF}
+idtr:
+  .word 0x7ff
+  .long ${IDT}
 `);
+    expect(r.stop).toMatchObject({ kind: 'poweroff', code: 0 });
     expect(Array.from(r.read(0x6ffe, 2))).toEqual([0x3c, 0x3c]);
     expect(Array.from(r.read(0x8000, 3))).toEqual([0x3c, 0x3c, 0]);
     expect(r.u32(RESULTS) >>> 0).toBe(0xc0401002);
+    // #PF(W), not present; CR2 the operand; the faulting REP INSB left EDI and ECX as they were.
+    expect(r.u32(RESULTS + 4)).toBe(2);
+    expect(r.u32(RESULTS + 8) >>> 0).toBe(0xc0402000);
+    expect(r.u32(RESULTS + 12) >>> 0).toBe(0xc0402000);
+    expect(r.u32(RESULTS + 16)).toBe(3);
+    expect(r.policy).toMatchObject({ pageFaultsInjected: 1 });
+  });
+
+  it('INS to an address EPT does not map stops cleanly with the guest state', async () => {
+    const r = await runGuest(`
+  mov dx, ${SCR}
+  mov edi, 0xe0000000
+  insb
+${POWEROFF}
+`);
     expect(r.stop.kind).toBe('fault');
     const s = r.stop as { message: string; state?: string };
-    expect(s.message).toContain('string I/O (INS, port 0x03ff, size 1): the memory operand at es:0xc0402000');
-    expect(s.message).toContain("not present in the guest's 32-bit page tables");
+    expect(s.message).toContain('string I/O (INS, port 0x03ff, size 1): the memory operand at es:0xe0000000');
+    expect(s.message).toContain('is not mapped by EPT');
     expect(s.state).toContain('rip=');
     expect(exitCodeFor(r.stop)).toBe(4);
   });
