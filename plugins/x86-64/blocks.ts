@@ -284,6 +284,9 @@ export function compileBlock(
         out.push(`${H(rm)}=0;`);
         len = b === 0xc1 ? 3 : 2;
       }
+    } else if (rex === 0 && b === 0x0f && buf[q + 1] === 0xa2) {
+      exitInsn(o, 0xa2, 0, 2);
+      len = 2;
     } else if (b === 0x0f) {
       const b2 = buf[q + len + 1];
       const m2 = buf[q + len + 2];
@@ -315,6 +318,9 @@ export function compileBlock(
       const l = memOp(b, q + len + 1, rex, o);
       if (l === 0) ok = false;
       else len += 1 + l;
+    } else if (rex === 0 && ((b >= 0xe4 && b <= 0xe7) || (b >= 0xec && b <= 0xef))) {
+      len = b < 0xe8 ? 2 : 1;
+      exitInsn(o, b, buf[q + 1], len);
     } else if (rex === 0 && b >= 0x70 && b <= 0x7f) {
       branch(o, 2, s8(buf[q + 1]), b & 15);
       len = 2;
@@ -343,6 +349,24 @@ export function compileBlock(
     out.push(`${a}=fR;`);
     setFlags(dec ? K_DEC : K_INC);
     fw = wide;
+  }
+
+  /**
+   * CPUID or IN/OUT AL/eAX (imm8 or DX port) at offset o: what a VMX guest exits on. The CPU's
+   * exitInsn calls the intercept hook with the registers and flags in the register file; the
+   * block leaves before the instruction when it is not done there, after it when the hook left
+   * RIP elsewhere or the state changed under the block, and otherwise goes on with the registers
+   * as the hook (the VMM's exit handler) left them.
+   */
+  function exitInsn(o: number, op: number, imm: number, l: number): void {
+    out.push(storeFlags());
+    out.push(`WB;cpu.icount=ic0+${n};r=cpu.exitInsn(${op},${imm},${ripAt(o)},${p + o},${l});`);
+    out.push(`if(r<0)return ${ripAt(o)};`);
+    out.push(`if(r>0||cpu.codeGen!==g0){cpu.icount=ic0+${n + 1};return cpu.rip;}RL;`);
+    // The hook may have changed the flags: readers after it ask the CPU.
+    fk = 0;
+    fw = false;
+    stored = true;
   }
 
   /** A taken-or-not near branch at offset o of length l; cc -1 for JMP. Ends the block. */
@@ -410,9 +434,10 @@ export function compileBlock(
   const regs = [...used].sort((x, y) => x - y);
   const load = regs.map((r) => `let a${r}=rl[${r}],h${r}=rh[${r}];`).join('');
   const wb = regs.map((r) => `rl[${r}]=a${r};rh[${r}]=h${r};`).join('');
-  const body = out.join('').replaceAll('WB;', wb);
+  const reload = regs.map((r) => `a${r}=rl[${r}];h${r}=rh[${r}];`).join('');
+  const body = out.join('').replaceAll('WB;', wb).replaceAll('RL;', reload);
   const src =
-    `'use strict';${load}let fR=0,fA=0,fB=0,fC=0,fRH=0,fAH=0;const ic0=cpu.icount,g0=cpu.codeGen,` +
+    `'use strict';${load}let fR=0,fA=0,fB=0,fC=0,fRH=0,fAH=0,r=0;const ic0=cpu.icount,g0=cpu.codeGen,` +
     `s2=cpu.hooks.translate!==null;try{${body}}catch(e){if(!s2){${wb}}throw e;}`;
   const fn = new Function('cpu', 'rl', 'rh', 'rip', src) as BlockFn;
   return { fn, n, bytes: q - p };

@@ -286,11 +286,6 @@ export class X86Cpu extends CpuSystem {
           if (k > 0) {
             n -= k;
             if (this.eventCheck || n <= 0) return;
-            // The run ended after a hook took an instruction over, not before one it cannot do.
-            if (this.fastAgain) {
-              this.fastAgain = false;
-              continue;
-            }
           }
         }
         n--;
@@ -646,22 +641,12 @@ export class X86Cpu extends CpuSystem {
           }
           if (b2 === 0xa2) {
             // CPUID: a hook (a VM exit) takes it over as from the general path; else the model answers.
-            const hook = this.hooks.cpuid;
-            if (hook !== null) {
-              this.fastHookPrep(rip, p, 2, k - counted);
-              counted = k;
-              const e = this.cpuidEv;
-              e.leaf = rl[0] >>> 0;
-              e.subleaf = rl[1] >>> 0;
-              e.length = 2;
-              if (hook(e)) {
-                if (!this.fastHookTook(rip, 2, buf, lin0)) return k + 1;
-                counted = k + 1;
-                len = 2;
-                break;
-              }
-            }
-            this.cpuidToRegs(rl[0] >>> 0, rl[1] >>> 0);
+            this.icount += k - counted;
+            counted = k;
+            const r = this.exitInsn(0xa2, 0, rip, p, 2);
+            this.icount++;
+            if (r > 0) return k + 1;
+            counted = k + 1;
             len = 2;
             break;
           }
@@ -698,10 +683,7 @@ export class X86Cpu extends CpuSystem {
           len = 3;
           break;
         }
-        // IN/OUT AL/eAX with an imm8 or DX port. With an I/O hook (a VM exit) the hook is called as
-        // from the general path and the run ends there (the exit may have changed any state);
-        // without one, the general path does the I/O (it ends a run anyway: devices raise events).
-        // An I/O permission check that could fault (CPL > IOPL, virtual-8086) is left to it too.
+        // IN/OUT AL/eAX with an imm8 or DX port, taken over by an I/O hook (exitInsn).
         case 0xe4:
         case 0xe5:
         case 0xe6:
@@ -710,31 +692,15 @@ export class X86Cpu extends CpuSystem {
         case 0xed:
         case 0xee:
         case 0xef: {
-          const hook = this.hooks.io;
-          if (hook === null || (this.pe && (this.v86 || this.cpl > ((this.fl >> 12) & 3)))) break outer;
-          const imm = b < 0xe8;
-          len = imm ? 2 : 1;
-          this.fastHookPrep(rip, p, len, k - counted);
+          len = b < 0xe8 ? 2 : 1;
+          this.icount += k - counted;
           counted = k;
-          const e = this.ioEv;
-          e.port = imm ? buf[p + 1] : rl[2] & 0xffff;
-          e.size = b & 1 ? 4 : 1;
-          e.input = (b & 2) === 0;
-          e.string = false;
-          e.rep = false;
-          e.immediate = imm;
-          e.length = len;
-          if (hook(e)) {
-            if (!this.fastHookTook(rip, len, buf, lin0)) return k + 1;
-            counted = k + 1;
-            break;
-          }
-          // Declined (e.g. the port's I/O-bitmap bit is clear): the instruction runs as on bare hardware.
-          this.rip = this.nextRip();
-          this.portIoBare(e.port, e.size, e.input);
+          const r = this.exitInsn(b, buf[p + 1], rip, p, len);
+          if (r < 0) break outer;
           this.icount++;
-          this.fastAgain = true;
-          return k + 1;
+          if (r > 0) return k + 1; // (exitInsn set eventCheck: execute() leaves too)
+          counted = k + 1;
+          break;
         }
         default:
           break outer;
@@ -787,47 +753,90 @@ export class X86Cpu extends CpuSystem {
   }
 
   /**
-   * Before a fast-path instruction calls a hook: the CPU's state as the general path would have it
-   * at that instruction (RIP, the instruction's bytes for `ilen` and nextRip(), the instructions
-   * retired before it counted).
+   * IN/OUT AL/eAX (opcode `op`, imm8 port `imm`) or CPUID (`op` 0xA2) from the fast path or a
+   * translated block, at `rip` (window position `pos`, `len` bytes), with the registers and flags
+   * in the CPU and the instructions before it counted. An intercept hook (a VM exit) is called as
+   * from the general path; CPUID without one is answered by the model; an I/O the hook declines
+   * (its I/O-bitmap bit is clear) goes to the bus. Returns -1 when it is not done here (no I/O
+   * hook, or an I/O permission check that could fault: the general path runs it); 0 when it is
+   * done and the caller goes on from the next instruction with the state it holds (RIP is the
+   * next instruction, in the same fetch window, nothing needs a look: a VM exit whose handler
+   * advanced RIP and resumed); 1 when it is done and the caller must leave (RIP is whatever the
+   * hook left; eventCheck is set, so execute() leaves too). The caller counts the instruction as
+   * retired unless -1.
    */
-  private fastHookPrep(rip: number, p: number, len: number, uncounted: number): void {
-    this.icount += uncounted;
-    this.ip0 = rip;
-    this._rip = rip;
-    this.iStart = p;
-    this.fPos = (p + len) | 0;
-    this.seq = true;
-  }
-
-  /**
-   * A hook took a fast-path instruction over (as took() after the general path): it counts as
-   * retired, RIP is whatever the hook left, and fetching continues from the window only when that
-   * is the next instruction. True when the run can go on with the state it holds in locals: RIP
-   * is the next instruction (a VM exit whose handler advanced RIP and resumed), in the same fetch
-   * window, and nothing needs a look; else fastRun returns and execute() tries again.
-   */
-  private fastHookTook(rip: number, len: number, buf: Uint8Array, lin0: number): boolean {
+  exitInsn(op: number, imm: number, rip: number, pos: number, len: number): number {
+    const rl = this.rl;
+    let hooked: boolean;
+    if (op === 0xa2) {
+      const hook = this.hooks.cpuid;
+      if (hook === null) {
+        this.cpuidToRegs(rl[0] >>> 0, rl[1] >>> 0);
+        return 0;
+      }
+      this.hookPrep(rip, pos, len);
+      const e = this.cpuidEv;
+      e.leaf = rl[0] >>> 0;
+      e.subleaf = rl[1] >>> 0;
+      e.length = len;
+      hooked = hook(e);
+      if (!hooked) {
+        this.cpuidToRegs(rl[0] >>> 0, rl[1] >>> 0);
+        return 0;
+      }
+    } else {
+      const hook = this.hooks.io;
+      if (hook === null || (this.pe && (this.v86 || this.cpl > ((this.fl >> 12) & 3)))) return -1;
+      this.hookPrep(rip, pos, len);
+      const e = this.ioEv;
+      const immediate = op < 0xe8;
+      e.port = immediate ? imm : rl[2] & 0xffff;
+      e.size = op & 1 ? 4 : 1;
+      e.input = (op & 2) === 0;
+      e.string = false;
+      e.rep = false;
+      e.immediate = immediate;
+      e.length = len;
+      if (!hook(e)) {
+        // Declined: the instruction runs as on bare hardware (and ends the run: devices raise events).
+        this.rip = this.nextRip();
+        this.portIoBare(e.port, e.size, e.input);
+        return 1;
+      }
+    }
+    // Taken over (as took() after the general path).
     const next = this.mode64 ? rip + len : (rip + len) >>> 0;
     const seq = this._rip === next;
     this.seq = seq;
-    this.icount++;
     if (
       seq &&
       !this.eventCheck &&
       this.fValid &&
-      this.fBuf === buf &&
-      this.fLin0 === lin0 &&
+      this.fBuf === this.hookBuf &&
+      this.fLin0 === this.hookLin0 &&
       (this.fl & 0x100) === 0 &&
       !this.dbPending
     )
-      return true;
-    this.fastAgain = true;
-    return false;
+      return 0;
+    // The caller's view (RIP, window, locals) is stale: a look at events makes every caller leave.
+    this.eventCheck = true;
+    return 1;
   }
 
-  /** fastRun returned after a hook (fastHookTook): execute() tries the fast path again first. */
-  private fastAgain = false;
+  /** The CPU's state at an instruction exitInsn hands to a hook, as the general path leaves it. */
+  private hookPrep(rip: number, pos: number, len: number): void {
+    this.ip0 = rip;
+    this._rip = rip;
+    this.iStart = pos;
+    this.fPos = (pos + len) | 0;
+    this.seq = true;
+    this.hookBuf = this.fBuf;
+    this.hookLin0 = this.fLin0;
+  }
+
+  /** The fetch window when a hook was called (exitInsn: is it still the one after?). */
+  private hookBuf: Uint8Array | null = null;
+  private hookLin0 = NaN;
 
   /**
    * alu() for a 32-bit operation on the fast path, all eight inline. Only what the lazy-flag
