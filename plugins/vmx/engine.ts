@@ -1170,10 +1170,18 @@ export class VmxEngine implements Vmx {
     } else if (!((this.excBitmap >>> vec) & 1)) return false;
     const v = this.vmcs;
     const hasErr = e.errorCode >= 0 && this.cpu.pe && e.type === EventType.HardwareException;
-    v.lo[S_INTR] = IntrInfo.VALID | (e.type << 8) | vec | (hasErr ? IntrInfo.DELIVER_ERROR_CODE : 0) | 0;
-    v.lo[S_INTR_ERR] = hasErr ? e.errorCode : 0;
     // The intercepted event itself is not "being delivered"; an earlier one is (IDT vectoring).
     if (this.dFirst) this.dVec = -1;
+    // A fault of an IRET that unblocked NMIs, not during event delivery and not #DF (27.2.2).
+    const unblocked = this.cpu.iretUnblockedNmi && vec !== Vector.DF && this.dVec < 0;
+    v.lo[S_INTR] =
+      IntrInfo.VALID |
+      (e.type << 8) |
+      vec |
+      (hasErr ? IntrInfo.DELIVER_ERROR_CODE : 0) |
+      (unblocked ? IntrInfo.NMI_UNBLOCKING : 0) |
+      0;
+    v.lo[S_INTR_ERR] = hasErr ? e.errorCode : 0;
     const qual = vec === Vector.PF ? e.address : 0;
     // INT3/INTO/INT1: the saved RIP references the instruction itself (SDM 27.3.3), not the next one.
     if (e.length > 0) this.cpu.rip = this.cpu.ip0;
@@ -1225,7 +1233,13 @@ export class VmxEngine implements Vmx {
     // is where the event returns to; a software interrupt's is past the INT: back to it (27.3.3).
     if (this.dVec < 0) this.cpu.rip = this.cpu.ip0;
     else if (this.dType >= EventType.SoftwareInterrupt) this.cpu.rip = this.cpu.rip - this.dLen;
-    this.vmexit(lv.misconfig ? ExitReason.EptMisconfiguration : ExitReason.EptViolation, lv.qualification, 0);
+    // An EPT violation of an IRET that unblocked NMIs, not during event delivery (27.2.1 Table 28-7).
+    const unblocked = !lv.misconfig && this.cpu.iretUnblockedNmi && this.dVec < 0;
+    this.vmexit(
+      lv.misconfig ? ExitReason.EptMisconfiguration : ExitReason.EptViolation,
+      unblocked ? lv.qualification | EptQual.NMI_UNBLOCKING : lv.qualification,
+      0,
+    );
     return -1;
   };
 

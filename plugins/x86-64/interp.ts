@@ -304,10 +304,12 @@ export class X86Cpu extends CpuSystem {
     } catch (e) {
       if (e !== FAULT) throw e;
       this.icount++;
-      if (this.fVec < 0) return; // a hook took the event over
-      this.rip = this.ip0;
-      this.raiseException(this.fVec, this.fErr, EventType.HardwareException, 0);
-      this.invalidateFetch();
+      if (this.fVec >= 0) {
+        this.rip = this.ip0;
+        this.raiseException(this.fVec, this.fErr, EventType.HardwareException, 0);
+        this.invalidateFetch();
+      } // else a hook took the event over (a VM exit)
+      this.iretUnblockedNmi = false;
     }
   }
 

@@ -1098,10 +1098,21 @@ export class CpuSystem extends CpuCoreBase {
     this.updateMode();
   }
 
+  /**
+   * The IRET being executed unblocked NMIs. It stays set when the IRET faults, until the fault is
+   * delivered or taken by a hook: VMX reports it in the exit information of a fault or an EPT
+   * violation during the IRET ("NMI unblocking due to IRET", SDM Vol. 3C 27.2.2, 27.2.3).
+   */
+  iretUnblockedNmi = false;
+
   /** IRET / IRETD / IRETQ (SDM Vol. 2A IRET). */
   iret(osz: number): void {
     const saveLo = this.rl[4],
       saveHi = this.rh[4];
+    // IRET unblocks NMIs even when it faults (SDM Vol. 3A 6.7.1).
+    this.iretUnblockedNmi = this.nmiBlocked;
+    this.nmiBlocked = false;
+    this.eventCheck = true;
     try {
       this.iretInner(osz);
     } catch (e) {
@@ -1109,8 +1120,7 @@ export class CpuSystem extends CpuCoreBase {
       this.rh[4] = saveHi;
       throw e;
     }
-    this.nmiBlocked = false;
-    this.eventCheck = true;
+    this.iretUnblockedNmi = false;
   }
 
   private iretInner(osz: number): void {

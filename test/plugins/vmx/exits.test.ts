@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { EptViolation } from '../../../src/x86/ept.js';
-import { DtInstrInfo, ExitReason, PinCtl, Proc2Ctl, ProcCtl, VmcsField as F } from '../../../src/x86/vmx.js';
+import {
+  DtInstrInfo,
+  ExitReason,
+  Interruptibility,
+  PinCtl,
+  Proc2Ctl,
+  ProcCtl,
+  VmcsField as F,
+} from '../../../src/x86/vmx.js';
 import { CODE, bench, guest, idtGate, type Bench } from './harness.js';
 
 function addProc(b: Bench, bits: number): void {
@@ -189,6 +197,48 @@ describe('VM exits with SDM exit information', () => {
     go(b);
     expect(b.exits[0]).toMatchObject({ reason: ExitReason.ExceptionOrNmi, qual: 0 });
     expect(b.vmx.vmread(F.VmExitInterruptionInfo)).toBe(BigInt(0x80000306));
+  });
+
+  describe('an IRET that unblocks NMIs and faults (NMI unblocking due to IRET, 27.2.2, 27.2.3)', () => {
+    // A frame whose CS selector (0x50) is beyond the GDT limit: IRET raises #GP(0x50).
+    const BAD_FRAME = `push 0x2\n push 0x50\n push ${CODE + 0x40}\n iretd\n .org 0x40\n out 0xeb, al`;
+
+    for (const blocked of [true, false]) {
+      it(`#GP exit: interruption information bit 12 is ${blocked ? 'set' : 'clear'} (virtual-NMI blocking ${blocked ? 'on' : 'off'})`, () => {
+        const b = bench();
+        b.vmx.vmwrite(
+          F.PinBasedVmExecControls,
+          b.vmx.vmread32(F.PinBasedVmExecControls) | PinCtl.NmiExiting | PinCtl.VirtualNmis,
+        );
+        b.vmx.vmwrite(F.GuestInterruptibilityState, blocked ? Interruptibility.BlockingByNmi : 0);
+        b.vmx.vmwrite(F.ExceptionBitmap, 1 << 13);
+        guest(b, BAD_FRAME, () => 'stop');
+        go(b);
+        expect(b.exits[0]).toMatchObject({ reason: ExitReason.ExceptionOrNmi });
+        expect(b.vmx.vmread32(F.VmExitInterruptionInfo) >>> 0).toBe(
+          (blocked ? 0x80001b0d : 0x80000b0d) >>> 0,
+        );
+        expect(b.vmx.vmread32(F.VmExitInterruptionErrorCode)).toBe(0x50);
+        // The IRET unblocked NMIs although it faulted (SDM Vol. 3A 6.7.1).
+        expect(b.vmx.vmread32(F.GuestInterruptibilityState) & Interruptibility.BlockingByNmi).toBe(0);
+      });
+    }
+
+    it('EPT violation popping the frame: qualification bit 12 set', () => {
+      const b = bench();
+      b.vmx.vmwrite(
+        F.PinBasedVmExecControls,
+        b.vmx.vmread32(F.PinBasedVmExecControls) | PinCtl.NmiExiting | PinCtl.VirtualNmis,
+      );
+      b.vmx.vmwrite(F.GuestInterruptibilityState, Interruptibility.BlockingByNmi);
+      b.ept.unmapped.add(0x6);
+      guest(b, `mov esp, 0x6ff0\n iretd`, () => 'stop');
+      go(b);
+      expect(b.exits[0]?.reason).toBe(ExitReason.EptViolation);
+      expect(b.exits[0]!.qual & EptViolation.NMI_UNBLOCKING).toBeTruthy();
+      expect(b.exits[0]!.qual & EptViolation.DATA_READ).toBeTruthy();
+      expect(b.exits[0]!.rip).toBe(CODE + 5); // at the IRET
+    });
   });
 
   it('monitor trap flag: an exit after every instruction', () => {
