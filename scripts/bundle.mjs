@@ -63,7 +63,7 @@ await esbuild.build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  external: ['cosmiconfig', 'jiti'],
+  external: ['cosmiconfig', 'jiti', 'iced-x86'],
   // CommonJS dependencies (yaml, tsyringe) call require() for Node built-ins.
   banner: {
     js: "import { createRequire as __vmmCreateRequire } from 'node:module'; const require = __vmmCreateRequire(import.meta.url);",

@@ -28,7 +28,7 @@ import {
 import { PARITY, RFLAGS, RFLAGS_ARITH, Seg } from '../../src/x86/regs.js';
 import { GUEST_SEGMENT_BASE as SEG_BASE, VmcsField as F } from '../../src/x86/vmx.js';
 import type { Vmx } from '../vmx/api.js';
-import { GuestView } from './guest-view.js';
+import { GuestView } from '../../src/x86/guest-view.js';
 
 const TWO32 = 2 ** 32;
 const MASK64 = (1n << 64n) - 1n;

@@ -23,7 +23,7 @@ import {
 } from '../../src/x86/vmx.js';
 import type { Vmx } from '../vmx/api.js';
 import { SegAttr } from '../../src/x86/descriptor.js';
-import { Access, type GuestView } from './guest-view.js';
+import { Access, type GuestView } from '../../src/x86/guest-view.js';
 import type { Fault } from './mmio.js';
 
 const TWO32 = 2 ** 32;

@@ -1,25 +1,73 @@
 /**
- * `vmm up --trace exits[=FILE]`: one line per VM exit (virtual time, reason, qualification, guest
- * RIP, then the exit-information fields valid for that exit, SDM Vol. 3C 27.2: len= instruction
- * length, info= instruction information, gla= guest-linear and gpa= guest-physical address, intr=
- * and err= interruption information and error code, idt= and idterr= IDT-vectoring information and
- * error code), buffered and written to FILE or stderr. Costs nothing when not asked for: the vmx plugin
- * calls a trace function only when one is set.
+ * `vmm up --trace exits[+insn][=FILE]`: one line per VM exit (virtual time, reason, qualification,
+ * guest RIP, then the exit-information fields valid for that exit, SDM Vol. 3C 27.2: len=
+ * instruction length, info= instruction information, gla= guest-linear and gpa= guest-physical
+ * address, intr= and err= interruption information and error code, idt= and idterr= IDT-vectoring
+ * information and error code), buffered and written to FILE or stderr. With +insn, the instruction
+ * at the guest RIP too, read through the guest's paging and EPT and disassembled (iced-x86, loaded
+ * only then). Costs nothing when not asked for: the vmx plugin calls a trace function only when one
+ * is set.
  */
 import * as fs from 'node:fs';
 import type { LoadedMachine } from '../api-types.js';
-import type { ExitTraceRecord } from '../../plugins/vmx/api.js';
+import type { ExitTraceRecord, Vmx } from '../../plugins/vmx/api.js';
+import type { Bus } from '../core/bus.js';
 import { Tokens } from '../core/tokens.js';
-import { EXIT_REASON_ENTRY_FAILURE, EXIT_REASON_NAMES } from '../x86/vmx.js';
+import { GuestView } from '../x86/guest-view.js';
+import { EXIT_REASON_ENTRY_FAILURE, EXIT_REASON_NAMES, VmcsField as F } from '../x86/vmx.js';
 
-export type TraceOutput = { kind: 'exits'; file?: string };
+export type TraceOutput = { kind: 'exits'; file?: string; insn?: boolean };
 
-/** Parse `--trace exits` or `--trace exits=FILE`. */
+/** Parse `--trace exits`, `--trace exits+insn`, either with `=FILE`. */
 export function parseTraceFlag(v: string | undefined): TraceOutput | undefined {
   if (v === undefined) return undefined;
-  if (v === 'exits') return { kind: 'exits' };
-  if (v.startsWith('exits=') && v.length > 6) return { kind: 'exits', file: v.slice(6) };
-  throw new Error(`--trace takes 'exits' or 'exits=FILE' (got '${v}')`);
+  const m = /^exits(\+insn)?(?:=(.+))?$/.exec(v);
+  if (m === null) throw new Error(`--trace takes 'exits', 'exits+insn', either with '=FILE' (got '${v}')`);
+  const t: TraceOutput = { kind: 'exits' };
+  if (m[1] !== undefined) t.insn = true;
+  if (m[2] !== undefined) t.file = m[2];
+  return t;
+}
+
+/** The longest x86 instruction (SDM Vol. 2A 2.3.11). */
+const MAX_INSN = 15;
+
+/**
+ * The instruction at the guest's CS:RIP, disassembled (Intel syntax), for the exit being traced:
+ * ` insn="out 80h,al"`, or ` insn=? (why)` when its bytes cannot be read or decoded.
+ */
+async function instructionReader(vmx: Vmx, hostBus: Bus): Promise<(rip: number) => string> {
+  const iced = await import('iced-x86');
+  const view = new GuestView(vmx, hostBus);
+  const formatter = new iced.Formatter(iced.FormatterSyntax.Intel);
+  const bytes = new Uint8Array(MAX_INSN);
+  return (rip) => {
+    view.refresh();
+    const bits = view.codeSize();
+    // CS:RIP as two dwords (the CS base is 0 in 64-bit mode, SDM Vol. 3A 3.4.4).
+    const r = BigInt.asUintN(64, BigInt(rip));
+    let lo = Number(r & 0xffff_ffffn);
+    let hi = Number(r >> 32n);
+    if (bits !== 64) {
+      lo = (vmx.vmread32(F.GuestCsBase) + lo) % 2 ** 32;
+      hi = 0;
+    }
+    const n = view.readLinear(lo, hi, bytes, MAX_INSN);
+    if (n === 0) return ` insn=? (${view.describeFailure()})`;
+    const decoder = new iced.Decoder(bits, bytes.subarray(0, n), iced.DecoderOptions.None);
+    try {
+      decoder.ip = r;
+      const insn = decoder.decode();
+      try {
+        if (insn.isInvalid) return ` insn=? (no valid instruction in ${n} bytes)`;
+        return ` insn="${formatter.format(insn)}"`;
+      } finally {
+        insn.free();
+      }
+    } finally {
+      decoder.free();
+    }
+  };
 }
 
 const FLUSH_AT = 1 << 16;
@@ -28,11 +76,11 @@ const FLUSH_AT = 1 << 16;
  * Start tracing on a loaded machine. Returns a function that flushes and closes the trace, or an
  * error message when the machine has nothing to trace.
  */
-export function startTrace(
+export async function startTrace(
   loaded: LoadedMachine,
   t: TraceOutput,
   stderr: { write(s: string): unknown },
-): { close: () => void } | string {
+): Promise<{ close: () => void } | string> {
   const vmx = loaded.provided(Tokens.Virtualization);
   if (!vmx)
     return '--trace exits: this machine has no virtualization plugin, so there are no VM exits to trace';
@@ -44,6 +92,7 @@ export function startTrace(
       return `--trace exits: cannot write ${t.file}: ${(e as Error).message}`;
     }
   }
+  const insn = t.insn ? await instructionReader(vmx, loaded.machine.hostBus) : undefined;
   const clock = loaded.machine.clock;
   let buf: string[] = [];
   let size = 0;
@@ -57,7 +106,7 @@ export function startTrace(
     else stderr.write(text);
   };
   vmx.setTrace((r) => {
-    const line = `exit ${++n} t=${clock.now}ns ${formatExit(r)}\n`;
+    const line = `exit ${++n} t=${clock.now}ns ${formatExit(r)}${insn === undefined ? '' : insn(r.rip)}\n`;
     buf.push(line);
     size += line.length;
     if (size >= FLUSH_AT) flush();

@@ -143,7 +143,7 @@ export async function runUp(opts: UpOptions, io: UpIo = {}): Promise<number> {
   quit = () => machine.stop({ kind: 'quit' });
   if (opts.stats) enableExitTiming(loaded);
   if (opts.trace) {
-    const t = startTrace(loaded, opts.trace, stderr);
+    const t = await startTrace(loaded, opts.trace, stderr);
     if (typeof t === 'string') {
       stderr.write(`${c.red.bold('vmm: error:')} ${t}\n`);
       await loaded.dispose().catch(() => {});

@@ -46,9 +46,9 @@ The exit code is the guest's power-off code; 124 on timeout, 2 for bad input.`;
       description: 'at the stop, print every counter: a table on stderr, or JSON on stdout (json) or in FILE',
     }),
     trace: Flags.string({
-      helpValue: 'exits[=FILE]',
+      helpValue: 'exits[+insn][=FILE]',
       description:
-        'record every VM exit (virtual time, reason, qualification, guest RIP) on stderr or in FILE',
+        'record every VM exit (virtual time, reason, qualification, guest RIP, exit information; +insn: the instruction at RIP, disassembled) on stderr or in FILE',
     }),
     clock: Flags.option({
       options: ['deterministic', 'realtime'] as const,

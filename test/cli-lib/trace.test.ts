@@ -21,13 +21,16 @@ describe('--trace exits', () => {
     expect(parseTraceFlag(undefined)).toBeUndefined();
     expect(parseTraceFlag('exits')).toEqual({ kind: 'exits' });
     expect(parseTraceFlag('exits=/tmp/x')).toEqual({ kind: 'exits', file: '/tmp/x' });
-    expect(() => parseTraceFlag('instructions')).toThrow("--trace takes 'exits' or 'exits=FILE'");
+    expect(parseTraceFlag('exits+insn')).toEqual({ kind: 'exits', insn: true });
+    expect(parseTraceFlag('exits+insn=/tmp/x')).toEqual({ kind: 'exits', insn: true, file: '/tmp/x' });
+    for (const bad of ['instructions', 'exits+', 'exits=', 'exits+insns', 'insn'])
+      expect(() => parseTraceFlag(bad)).toThrow("--trace takes 'exits', 'exits+insn', either with '=FILE'");
   });
 
   it('writes one line per exit, with the SDM reason names, to a file', async () => {
     const m = await loadMachine(machine(true), { noUserConfig: true });
     const out = join(resolve('test/.tmp'), `trace-${process.pid}.txt`);
-    const t = startTrace(m, { kind: 'exits', file: out }, process.stderr);
+    const t = await startTrace(m, { kind: 'exits', file: out }, process.stderr);
     if (typeof t === 'string') throw new Error(t);
     await m.run();
     t.close();
@@ -42,7 +45,7 @@ describe('--trace exits', () => {
   it('writes to stderr when no file is named', async () => {
     const m = await loadMachine(machine(true), { noUserConfig: true });
     let text = '';
-    const t = startTrace(m, { kind: 'exits' }, { write: (s: string) => (text += s) });
+    const t = await startTrace(m, { kind: 'exits' }, { write: (s: string) => (text += s) });
     if (typeof t === 'string') throw new Error(t);
     await m.run();
     t.close();
@@ -52,7 +55,7 @@ describe('--trace exits', () => {
 
   it('says so when the machine has no virtualization plugin', async () => {
     const m = await loadMachine(machine(false), { noUserConfig: true });
-    expect(startTrace(m, { kind: 'exits' }, process.stderr)).toMatch(/no virtualization plugin/);
+    expect(await startTrace(m, { kind: 'exits' }, process.stderr)).toMatch(/no virtualization plugin/);
     await m.dispose();
   });
 

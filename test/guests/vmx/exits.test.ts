@@ -76,6 +76,24 @@ describe('vmxtests exits.elf: instructions the policy performs for the guest', (
     expect(inv).toMatchObject({ len: 3, qual: 0x123000n });
   });
 
+  it('--trace exits+insn disassembles the exiting instruction at the guest RIP', () => {
+    const insns = (name: string) => [...new Set(named(r, name).map((e) => e.insn))];
+    expect(insns('Cpuid')).toEqual(['cpuid']);
+    expect(insns('Rdtsc')).toEqual(['rdtsc']);
+    expect(insns('Rdtscp')).toEqual(['rdtscp']);
+    expect(insns('Hlt')).toEqual(['hlt']);
+    expect(insns('Vmcall')).toEqual(['vmcall']);
+    expect(insns('Invlpg')).toEqual(['invlpg [eax]']);
+    expect(insns('Wrmsr')).toEqual(['wrmsr']);
+    expect(insns('Rdmsr')).toEqual(['rdmsr']);
+    // The string I/O exits name their forms (OUTSB with REP, INSB).
+    const strings = named(r, 'IoInstruction').filter((e) => Number(e.qual) & IoQual.STRING);
+    expect(strings.map((e) => e.insn)).toEqual(['rep outsb dx,[esi]', 'insb [edi],dx', 'insb [edi],dx']);
+    expect(insns('MovDr')).toEqual(['mov dr0,eax', 'mov eax,dr0']);
+    expect(insns('CrAccess')).toEqual(['mov ebx,cr3', 'mov cr3,eax', 'mov eax,cr3', 'mov cr3,ebx']);
+    expect(insns('GdtrIdtrAccess')).toContain('sgdt [ebp-28h]');
+  });
+
   it('INS/OUTS: string and REP bits, port, instruction information and guest-linear address', () => {
     const strings = named(r, 'IoInstruction').filter((e) => Number(e.qual) & IoQual.STRING);
     expect(strings).toHaveLength(3);
@@ -174,6 +192,17 @@ describe('vmxtests exits64.bin: MOV CR8, MOV CR3 and SGDT in 64-bit mode', () =>
     );
     expect(sgdt).toHaveLength(1);
     expect((sgdt[0]!.info! >>> DtInstrInfo.ADDRESS_SIZE_SHIFT) & 7).toBe(2);
+    // --trace exits+insn decodes 64-bit code at a 64-bit RIP.
+    expect(sgdt[0]!.insn).toBe('sgdt [rsp+6]');
+    expect(named(r, 'CrAccess').map((e) => e.insn)).toEqual([
+      'mov cr3,eax', // before long mode
+      'mov cr8,rax',
+      'mov rsi,cr8',
+      'mov cr8,rax',
+      'mov cr8,rdi',
+      'mov rax,cr3',
+      'mov cr3,rax',
+    ]);
   });
 });
 

@@ -1,6 +1,6 @@
 /**
  * Run guests/vmxtests/exits.elf under machines/q35-vmx-multiboot.yaml with rvm-tutorial experiment
- * settings, collecting the console and the `--trace exits` lines (src/cli-lib/trace.ts) parsed back
+ * settings, collecting the console and the `--trace exits+insn` lines (src/cli-lib/trace.ts) parsed back
  * into their fields.
  */
 import { resolve } from 'node:path';
@@ -28,12 +28,17 @@ export interface Exit {
   err?: number;
   idt?: number;
   idterr?: number;
+  /** The instruction at RIP, disassembled (`--trace exits+insn`), or `?` with why not. */
+  insn?: string;
 }
 
 export function parseExit(line: string): Exit {
-  const m = /^exit (\d+) t=\d+ns (\S+)(?: \(entry failure\))? (.*)$/.exec(line);
+  const m = /^exit (\d+) t=\d+ns (\S+)(?: \(entry failure\))? (.*?)(?: insn=(?:"([^"]*)"|(\? .*)))?$/.exec(
+    line,
+  );
   if (!m) throw new Error(`not a trace line: ${line}`);
   const e: Exit = { n: Number(m[1]), name: m[2]!, qual: 0n, rip: 0 };
+  if (m[4] !== undefined || m[5] !== undefined) e.insn = m[4] ?? m[5];
   for (const kv of m[3]!.split(' ')) {
     const [k, v] = kv.split('=') as [string, string];
     if (k === 'qual') e.qual = BigInt(v);
@@ -65,7 +70,7 @@ export async function runScenario(
     set: [`vmm.policy.kernel=${kernel}`, `vmm.policy.cmdline=${scenario}`, ...set],
   });
   let text = '';
-  const t = startTrace(loaded, { kind: 'exits' }, { write: (s: string) => (text += s) });
+  const t = await startTrace(loaded, { kind: 'exits', insn: true }, { write: (s: string) => (text += s) });
   if (typeof t === 'string') throw new Error(t);
   try {
     const stop = await loaded.run({ virtualTimeoutNs: 200_000_000, wallTimeoutMs: 60_000 });

@@ -10,8 +10,8 @@ import { EPTE } from '../../../src/x86/ept.js';
 import { PFEC } from '../../../src/x86/exceptions.js';
 import { PTE } from '../../../src/x86/paging.js';
 import { CR0, EFER, RFLAGS, Seg } from '../../../src/x86/regs.js';
-import { IntrInfo, IoInstrInfo, IoQual, VmcsField as F } from '../../../src/x86/vmx.js';
-import { GuestView } from '../../../plugins/rvm-tutorial/guest-view.js';
+import { IntrInfo, IoInstrInfo, IoQual, Proc2Ctl, ProcCtl, VmcsField as F } from '../../../src/x86/vmx.js';
+import { GuestView } from '../../../src/x86/guest-view.js';
 import { FakeVmx } from './fake-vmx.js';
 import { MAX_PER_EXIT, StringIo } from '../../../plugins/rvm-tutorial/string-io.js';
 
@@ -46,6 +46,8 @@ function setup(o: { code: 32 | 64; eptReadOnly?: number; cpl?: number }): Setup 
     w32(EPT_ROOT + 0x3000 + i * 8, (GUEST_RAM + i * 0x1000) | perms);
   }
   const vmx = new FakeVmx();
+  vmx.vmwrite(F.PrimaryProcBasedVmExecControls, ProcCtl.ActivateSecondaryControls);
+  vmx.vmwrite(F.SecondaryProcBasedVmExecControls, Proc2Ctl.EnableEpt);
   vmx.vmwrite(F.EptPointer, EPT_ROOT | 0x1e);
   vmx.vmwrite(F.GuestRip, RIP);
   vmx.vmwrite(F.GuestRflags, 2);

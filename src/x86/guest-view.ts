@@ -8,14 +8,14 @@
  * Linear addresses are passed as two dwords (lo, hi): a 64-bit guest's kernel addresses do not fit a
  * double. No allocation per call.
  */
-import type { Bus } from '../../src/core/bus.js';
-import { EPTE, EPTE_HI_ADDRESS } from '../../src/x86/ept.js';
-import { CR3_PAE_PDPT, PTE, PTE_ADDR_HI, PTE_ADDR_LO } from '../../src/x86/paging.js';
-import { CR0, CR4, EFER } from '../../src/x86/regs.js';
-import { SegAttr } from '../../src/x86/descriptor.js';
-import { VmcsField as F } from '../../src/x86/vmx.js';
-import type { CodeSize } from '../../src/x86/mem-insn.js';
-import type { Vmx } from '../vmx/api.js';
+import type { Bus } from '../core/bus.js';
+import { EPTE, EPTE_HI_ADDRESS } from './ept.js';
+import { CR3_PAE_PDPT, PTE, PTE_ADDR_HI, PTE_ADDR_LO } from './paging.js';
+import { CR0, CR4, EFER } from './regs.js';
+import { SegAttr } from './descriptor.js';
+import { Proc2Ctl, ProcCtl, VmcsField as F } from './vmx.js';
+import type { CodeSize } from './mem-insn.js';
+import type { Vmx } from '../../plugins/vmx/api.js';
 
 const TWO32 = 2 ** 32;
 const PAGE = 4096;
@@ -59,7 +59,13 @@ export class GuestView {
     // EPTP bits 51:12 (SDM 24.6.11); F.EptPointer + 1 is its high dword ("high" access encoding).
     this.eptRoot =
       (v.vmread32(F.EptPointer) & PTE_ADDR_LO) + (v.vmread32(F.EptPointer + 1) & 0xfffff) * TWO32;
+    // Without "enable EPT" (SDM 24.6.2) guest-physical addresses are host-physical.
+    this.ept =
+      (v.vmread32(F.PrimaryProcBasedVmExecControls) & ProcCtl.ActivateSecondaryControls) !== 0 &&
+      (v.vmread32(F.SecondaryProcBasedVmExecControls) & Proc2Ctl.EnableEpt) !== 0;
   }
+
+  private ept = true;
 
   /** The code segment's size: 64 in 64-bit mode (CS.L with IA32_EFER.LMA), else CS.D. */
   codeSize(): CodeSize {
@@ -80,6 +86,7 @@ export class GuestView {
    * SDM Vol. 3C 28.3.3.2, the write permission is the AND of bit 1 of every entry).
    */
   eptTranslate(gpa: number, write = false): number {
+    if (!this.ept) return gpa;
     const bus = this.hostBus;
     let table = this.eptRoot;
     for (let level = 3; level >= 0; level--) {
