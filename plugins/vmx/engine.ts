@@ -704,6 +704,9 @@ export class VmxEngine implements Vmx {
    * instruction as handled: the state is whatever the handler left).
    */
   private vmexit(reason: number, qual: number, ilen: number): boolean {
+    // The exit handler's devices (port I/O, APIC MSRs) see the virtual time of this instruction,
+    // as a bare IN/OUT does, not that of the CPU run slice's start.
+    this.cpu.syncClock();
     const v = this.vmcs;
     this.injException = -1;
     const lo = v.lo;
