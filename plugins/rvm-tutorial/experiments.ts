@@ -25,7 +25,7 @@ import {
 import type { Vmx } from '../vmx/api.js';
 import { MAXPHYADDR } from '../x86-64/core.js';
 import type { Controls } from './vmcs-setup.js';
-import { reinjectVectoring } from './vcpu.js';
+import { eptAccessKind, injectHardwareException, reinjectVectoring } from './vcpu.js';
 
 /** The `exits` setting: one switch per exiting control. */
 export interface ExitSwitches {
@@ -382,15 +382,7 @@ export class Experiments {
   }
 
   private injectException(vmx: Vmx, vector: number, err: number): boolean {
-    vmx.vmwrite(
-      F.VmEntryInterruptionInfo,
-      (IntrInfo.VALID |
-        (EventType.HardwareException << IntrInfo.TYPE_SHIFT) |
-        vector |
-        (err >= 0 ? IntrInfo.DELIVER_ERROR_CODE : 0)) >>>
-        0,
-    );
-    if (err >= 0) vmx.vmwrite(F.VmEntryExceptionErrorCode, err);
+    injectHardwareException(vmx, vector, err);
     return true;
   }
 
@@ -402,12 +394,7 @@ export class Experiments {
     if (p === undefined) return undefined;
     const q = vmx.exitQualification;
     this.stats.eptProtectViolations++;
-    const kind =
-      q & EptViolation.INSTRUCTION_FETCH
-        ? 'instruction fetch'
-        : q & EptViolation.DATA_WRITE
-          ? 'write'
-          : 'read';
+    const kind = eptAccessKind(q);
     const allowed =
       (q & EptViolation.READABLE ? 'r' : '-') +
       (q & EptViolation.WRITABLE ? 'w' : '-') +

@@ -11,20 +11,15 @@
  * between iterations; pending interrupts get their chance in between.
  */
 import type { Bus, MmioRegion } from '../../src/core/bus.js';
-import { EventType, PFEC, Vector } from '../../src/x86/exceptions.js';
+import { PFEC, Vector } from '../../src/x86/exceptions.js';
 import { hex } from '../../src/core/addresses.js';
 import { RFLAGS, Seg, SEG_NAMES } from '../../src/x86/regs.js';
-import {
-  GUEST_SEGMENT_BASE as SEG_BASE,
-  IntrInfo,
-  IoInstrInfo,
-  IoQual,
-  VmcsField as F,
-} from '../../src/x86/vmx.js';
+import { GUEST_SEGMENT_BASE as SEG_BASE, IoInstrInfo, IoQual, VmcsField as F } from '../../src/x86/vmx.js';
 import type { Vmx } from '../vmx/api.js';
 import { SegAttr } from '../../src/x86/descriptor.js';
 import { Access, type GuestView } from '../../src/x86/guest-view.js';
 import type { Fault } from './mmio.js';
+import { injectHardwareException } from './vcpu.js';
 
 const TWO32 = 2 ** 32;
 /** Elements moved per exit before the instruction is resumed (see the header). */
@@ -172,15 +167,7 @@ export class StringIo {
         (view.failure === 'protection' ? PFEC.P : 0) |
         (input ? PFEC.W : 0) |
         (this.access & Access.User ? PFEC.U : 0);
-      vmx.vmwrite(
-        F.VmEntryInterruptionInfo,
-        (IntrInfo.VALID |
-          (EventType.HardwareException << IntrInfo.TYPE_SHIFT) |
-          Vector.PF |
-          IntrInfo.DELIVER_ERROR_CODE) >>>
-          0,
-      );
-      vmx.vmwrite(F.VmEntryExceptionErrorCode, errorCode);
+      injectHardwareException(vmx, Vector.PF, errorCode);
       this.setCr2((this.failedHi | 0) * TWO32 + this.failedLo);
       vmx.vmwrite(F.GuestRip, vmx.vmread(F.GuestRip) ?? 0n);
       this.stats.pageFaultsInjected++;

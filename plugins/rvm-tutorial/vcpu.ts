@@ -86,6 +86,31 @@ export interface ExitExperiments {
 }
 
 /**
+ * Inject a hardware exception at the next VM entry (SDM 24.8.3): a fault, so the guest's RIP stays
+ * on the instruction. `errorCode` -1: none (as for vectors without one, or in real mode).
+ */
+export function injectHardwareException(vmx: Vmx, vector: number, errorCode: number): void {
+  vmx.vmwrite(
+    F.VmEntryInterruptionInfo,
+    (IntrInfo.VALID |
+      (EventType.HardwareException << IntrInfo.TYPE_SHIFT) |
+      vector |
+      (errorCode >= 0 ? IntrInfo.DELIVER_ERROR_CODE : 0)) >>>
+      0,
+  );
+  if (errorCode >= 0) vmx.vmwrite(F.VmEntryExceptionErrorCode, errorCode);
+}
+
+/** The access an EPT violation's qualification reports (SDM 27.2.1 Table 28-7), for messages. */
+export function eptAccessKind(qualification: number): 'instruction fetch' | 'write' | 'read' {
+  return qualification & EptViolation.INSTRUCTION_FETCH
+    ? 'instruction fetch'
+    : qualification & EptViolation.DATA_WRITE
+      ? 'write'
+      : 'read';
+}
+
+/**
  * IDT-vectoring information (SDM 27.2.4) back into the VM-entry fields: the event whose delivery
  * the exit interrupted is delivered anew. Bit 12 is undefined there and reserved on entry. An NMI
  * whose delivery was interrupted was not delivered, so the guest has no virtual-NMI blocking
@@ -328,16 +353,7 @@ export class Vcpu {
   /** #GP(0) at the instruction (a fault: RIP stays). Real mode delivers no error code. */
   private injectGp(vmx: Vmx): void {
     this.stats.gpInjected++;
-    const pe = this.o.protectedMode();
-    vmx.vmwrite(
-      F.VmEntryInterruptionInfo,
-      (IntrInfo.VALID |
-        (EventType.HardwareException << IntrInfo.TYPE_SHIFT) |
-        Vector.GP |
-        (pe ? IntrInfo.DELIVER_ERROR_CODE : 0)) >>>
-        0,
-    );
-    if (pe) vmx.vmwrite(F.VmEntryExceptionErrorCode, 0);
+    injectHardwareException(vmx, Vector.GP, this.o.protectedMode() ? 0 : -1);
   }
 
   // ---- VMCALL ---------------------------------------------------------------------------------
@@ -399,12 +415,7 @@ export class Vcpu {
       const r = this.o.mmio.handle(gpa, q);
       if (r !== MmioResult.NotMmio) return r === MmioResult.Emulated;
     }
-    const kind =
-      q & EptViolation.INSTRUCTION_FETCH
-        ? 'instruction fetch'
-        : q & EptViolation.DATA_WRITE
-          ? 'write'
-          : 'read';
+    const kind = eptAccessKind(q);
     const region = this.bus.regionAt(gpa);
     if (!misconfig && region?.kind === 'mmio') {
       // Only a vCPU built without an MMIO emulator (unit tests) gets here: the policy always has one.

@@ -769,7 +769,6 @@ export class X86Cpu extends CpuSystem {
    */
   exitInsn(op: number, imm: number, rip: number, pos: number, len: number): number {
     const rl = this.rl;
-    let hooked: boolean;
     if (op === 0xa2) {
       const hook = this.hooks.cpuid;
       if (hook === null) {
@@ -781,8 +780,7 @@ export class X86Cpu extends CpuSystem {
       e.leaf = rl[0] >>> 0;
       e.subleaf = rl[1] >>> 0;
       e.length = len;
-      hooked = hook(e);
-      if (!hooked) {
+      if (!hook(e)) {
         this.cpuidToRegs(rl[0] >>> 0, rl[1] >>> 0);
         return 0;
       }
@@ -790,19 +788,14 @@ export class X86Cpu extends CpuSystem {
       const hook = this.hooks.io;
       if (hook === null || (this.pe && (this.v86 || this.cpl > ((this.fl >> 12) & 3)))) return -1;
       this.hookPrep(rip, pos, len);
-      const e = this.ioEv;
       const immediate = op < 0xe8;
-      e.port = immediate ? imm : rl[2] & 0xffff;
-      e.size = op & 1 ? 4 : 1;
-      e.input = (op & 2) === 0;
-      e.string = false;
-      e.rep = false;
-      e.immediate = immediate;
-      e.length = len;
-      if (!hook(e)) {
+      const port = immediate ? imm : rl[2] & 0xffff;
+      const size = op & 1 ? 4 : 1;
+      const input = (op & 2) === 0;
+      if (!this.ioHook(hook, port, size, input, immediate, len)) {
         // Declined: the instruction runs as on bare hardware (and ends the run: devices raise events).
         this.rip = this.nextRip();
-        this.portIoBare(e.port, e.size, e.input);
+        this.portIoBare(port, size, input);
         return 1;
       }
     }
@@ -3781,19 +3774,30 @@ export class X86Cpu extends CpuSystem {
 
   private portIo(port: number, size: 1 | 2 | 4, input: boolean, imm: boolean): void {
     this.checkIoPermission(port, size);
-    if (this.hooks.io !== null) {
-      const e = this.ioEv;
-      e.port = port;
-      e.size = size;
-      e.input = input;
-      e.string = false;
-      e.rep = false;
-      e.immediate = imm;
-      e.length = this.ilen;
-      if (this.hooks.io(e)) return this.took();
-    }
+    const hook = this.hooks.io;
+    if (hook !== null && this.ioHook(hook, port, size, input, imm, this.ilen)) return this.took();
     this.rip = this.nextRip();
     this.portIoBare(port, size, input);
+  }
+
+  /** An IN/OUT (not INS/OUTS) event for the I/O hook: true when the hook took the instruction. */
+  private ioHook(
+    hook: (e: IoEvent) => boolean,
+    port: number,
+    size: 1 | 2 | 4,
+    input: boolean,
+    immediate: boolean,
+    length: number,
+  ): boolean {
+    const e = this.ioEv;
+    e.port = port;
+    e.size = size;
+    e.input = input;
+    e.string = false;
+    e.rep = false;
+    e.immediate = immediate;
+    e.length = length;
+    return hook(e);
   }
 
   /** IN/OUT on the bus after the checks, with RIP already past the instruction. */
