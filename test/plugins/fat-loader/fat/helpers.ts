@@ -160,15 +160,26 @@ export function readHostTree(root: string, rel = ''): Tree {
   return tree;
 }
 
-/** Reads the whole volume as a tree, through the library (stopping at depth 16: corrupt volumes can cycle). */
-export async function readVolumeTree(vol: FatVolume, dir = '/', depth = 0): Promise<Tree> {
+/**
+ * Reads the whole volume as a tree, through the library. Corrupt volumes can cycle: a directory
+ * whose first cluster is one of its ancestors' is listed but not entered (a directory holding two
+ * entries for itself would otherwise be listed 2^depth times), and the depth stops at 16.
+ */
+export async function readVolumeTree(
+  vol: FatVolume,
+  dir = '/',
+  depth = 0,
+  ancestors: ReadonlySet<number> = new Set(),
+): Promise<Tree> {
   const tree: Tree = { dirs: [], files: [] };
   if (depth > 16) return tree;
   for (const e of await vol.list(dir)) {
     const p = dir === '/' ? `/${e.name}` : `${dir}/${e.name}`;
     if (e.isDirectory) {
       tree.dirs.push(p);
-      const sub = await readVolumeTree(vol, p, depth + 1);
+      const first = (await vol.clusterChain(p))[0] ?? 0;
+      if (ancestors.has(first)) continue;
+      const sub = await readVolumeTree(vol, p, depth + 1, new Set([...ancestors, first]));
       tree.dirs.push(...sub.dirs);
       tree.files.push(...sub.files);
     } else {
