@@ -16,13 +16,16 @@
  * code page: stores take the slow path, which reports them) drop the page's blocks. A store inside
  * a block ends the block when it invalidated code, so the next instruction is decoded afresh.
  * Blocks never cross the fetch window (one page), so an instruction straddling two pages is left to
- * the general path.
+ * the general path. A block whose branch goes back to its own start runs its passes in one call.
  */
 import type { RamRegion } from '../../src/core/bus.js';
 import { Lazy } from './core.js';
 
-/** Executes a block: returns the next RIP; `cpu.icount` advanced by the instructions retired. */
-export type BlockFn = (cpu: unknown, rl: Int32Array, rh: Int32Array, rip: number) => number;
+/**
+ * Executes a block: returns the next RIP; `cpu.icount` advanced by the instructions retired, at
+ * most `budget` (a block that branches back to its own start runs again while another pass fits).
+ */
+export type BlockFn = (cpu: unknown, rl: Int32Array, rh: Int32Array, rip: number, budget: number) => number;
 
 export interface Block {
   /** Key: window position * 2 + (64-bit mode ? 1 : 0). */
@@ -35,6 +38,8 @@ export interface Block {
   /** Bytes from the block start to the end of its last instruction. */
   bytes: number;
   valid: boolean;
+  /** The block ends with a branch back to its own start, and runs its passes in one call. */
+  loops: boolean;
   fn: BlockFn;
 }
 
@@ -42,7 +47,7 @@ const NO_FN: BlockFn = (_c, _l, _h, rip) => rip;
 
 /** A block that is not there (kept so the miss is not compiled again). */
 export function emptyBlock(key: number, buf: Uint8Array, page: number): Block {
-  return { key, buf, page, n: 0, bytes: 0, valid: true, fn: NO_FN };
+  return { key, buf, page, n: 0, bytes: 0, valid: true, loops: false, fn: NO_FN };
 }
 
 /** Longest block, in instructions. */
@@ -69,7 +74,7 @@ export function compileBlock(
   p: number,
   end: number,
   m64: boolean,
-): { fn: BlockFn; n: number; bytes: number } | null {
+): { fn: BlockFn; n: number; bytes: number; loops: boolean } | null {
   const used = new Set<number>();
   const out: string[] = [];
   /** Compile-time kind of the last flag writer in the block (0: the CPU's fields are current). */
@@ -81,6 +86,8 @@ export function compileBlock(
   let n = 0;
   let q = p;
   let ended = false;
+  /** The block ends with a branch back to its own start: it loops in place (see branch()). */
+  let loops = false;
 
   const A = (r: number): string => {
     used.add(r);
@@ -375,9 +382,17 @@ export function compileBlock(
     // The target is checked before the branch retires; one that would fault is left to the
     // general path, which runs the branch again.
     const check = m64 ? 'if(t<-140737488355328||t>=140737488355328)' : 't>>>=0;if(t>cpu.sLimit[1])';
-    out.push(
-      `if(${c}){let t=rip+${o + l + rel};${check}{${exit(n, ripAt(o))}}${flagsCode()}WB;cpu.icount=ic0+${n + 1};return t;}`,
-    );
+    // A loop onto the block's own start (a delay, copy or polling loop) runs its next pass here,
+    // with what the caller checks between blocks: the spin check of every taken branch back (the
+    // caller does not repeat it for a looping block), no event waiting, no code dropped, and room
+    // in the budget for a whole pass. The state between passes is that of a return (flags and
+    // registers stored), so a pass starts as a call would.
+    loops = o + l + rel === 0;
+    const next = loops
+      ? `ic0+=${n + 1};cpu.icount=ic0;if(cpu.idleSkip)cpu.backEdge(t);` +
+        `if(cpu.eventCheck||cpu.codeGen!==g0||ic0-icStart>budget-${n + 1})return t;continue;`
+      : `cpu.icount=ic0+${n + 1};return t;`;
+    out.push(`if(${c}){let t=rip+${o + l + rel};${check}{${exit(n, ripAt(o))}}${flagsCode()}WB;${next}}`);
     out.push(exit(n + 1, ripAt(o + l)));
     ended = true;
   }
@@ -436,11 +451,15 @@ export function compileBlock(
   const wb = regs.map((r) => `rl[${r}]=a${r};rh[${r}]=h${r};`).join('');
   const reload = regs.map((r) => `a${r}=rl[${r}];h${r}=rh[${r}];`).join('');
   const body = out.join('').replaceAll('WB;', wb).replaceAll('RL;', reload);
-  const src =
-    `'use strict';${load}let fR=0,fA=0,fB=0,fC=0,fRH=0,fAH=0,r=0;const ic0=cpu.icount,g0=cpu.codeGen,` +
-    `s2=cpu.hooks.translate!==null;try{${body}}catch(e){if(!s2){${wb}}throw e;}`;
-  const fn = new Function('cpu', 'rl', 'rh', 'rip', src) as BlockFn;
-  return { fn, n, bytes: q - p };
+  // A looping block keeps its registers in the locals from pass to pass (each pass stores them
+  // where anything else could look, as a single pass does).
+  const src = loops
+    ? `'use strict';${load}let fR=0,fA=0,fB=0,fC=0,fRH=0,fAH=0,r=0;const icStart=cpu.icount,g0=cpu.codeGen,` +
+      `s2=cpu.hooks.translate!==null;let ic0=icStart;try{for(;;){${body}}}catch(e){if(!s2){${wb}}throw e;}`
+    : `'use strict';${load}let fR=0,fA=0,fB=0,fC=0,fRH=0,fAH=0,r=0;const ic0=cpu.icount,g0=cpu.codeGen,` +
+      `s2=cpu.hooks.translate!==null;try{${body}}catch(e){if(!s2){${wb}}throw e;}`;
+  const fn = new Function('cpu', 'rl', 'rh', 'rip', 'budget', src) as BlockFn;
+  return { fn, n, bytes: q - p, loops };
 }
 
 /** Mark a RAM page as holding decoded code (bus.noteRamWrite then reports writes to it). */

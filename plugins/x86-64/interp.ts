@@ -204,7 +204,7 @@ export class X86Cpu extends CpuSystem {
     const blk: Block =
       c === null
         ? emptyBlock(key, buf, page)
-        : { key, buf, page, n: c.n, bytes: c.bytes, valid: true, fn: c.fn };
+        : { key, buf, page, n: c.n, bytes: c.bytes, valid: true, loops: c.loops, fn: c.fn };
     const old = this.blocks.get(key);
     if (old !== undefined) old.valid = false;
     this.blocks.set(key, blk);
@@ -366,15 +366,16 @@ export class X86Cpu extends CpuSystem {
           this.icount += k - counted;
           const before = this.icount;
           const start = rip;
-          const t = blk.fn(this, rl, rh, rip);
+          const t = blk.fn(this, rl, rh, rip, n - k);
           const done = this.icount - before;
           if (done !== 0) {
             k += done;
             counted = k;
             ip = start;
             rip = t;
-            // A jump back to the block or before it: the loop check of the taken-branch path below.
-            if (t <= start && this.idleSkip) this.backEdge(t);
+            // A jump back to the block or before it: the loop check of the taken-branch path below
+            // (a looping block made it for its own branch back).
+            if (t <= start && this.idleSkip && !(t === start && blk.loops)) this.backEdge(t);
             if (this.eventCheck) {
               p = -1;
               break;
@@ -2035,7 +2036,8 @@ export class X86Cpu extends CpuSystem {
   private jumpRel(rel: number): void {
     const t = this.nextRip() + rel;
     this.setRipNear(t);
-    if (rel < 0 && this.idleSkip) this.backEdge(t);
+    // The branch itself is counted after it: the spin check's virtual time includes it.
+    if (rel < 0 && this.idleSkip) this.backEdge(t, 1);
   }
 
   // ---- idle-loop detection ----
@@ -2052,9 +2054,10 @@ export class X86Cpu extends CpuSystem {
    * A taken backward branch. When a loop comes back to the same target with every register, the
    * flags and memory unchanged (no write, MMIO, port or TSC access in the iteration), its state is
    * a fixed point: on a machine with one CPU it can only leave the loop through an event, so
-   * virtual time jumps to the run deadline (the next timer) instead of spinning there.
+   * virtual time jumps to the run deadline (the next timer) instead of spinning there. Also called
+   * by a translated block that loops onto its own start.
    */
-  private backEdge(target: number): void {
+  backEdge(target: number, uncounted = 0): void {
     if (target !== this.spinTarget) {
       this.spinTarget = target;
       this.spinCount = 0;
@@ -2075,7 +2078,7 @@ export class X86Cpu extends CpuSystem {
     this.spinCount = 0;
     if (this.sideEffects !== this.spinSide || snap[32] !== this.getFlags()) return;
     for (let i = 0; i < 16; i++) if (snap[i] !== this.rl[i] || snap[16 + i] !== this.rh[i]) return;
-    const now = this.clockBase + (this.icount - this.icountBase) * this.nsPerInsn + this.stallNs;
+    const now = this.clockBase + (this.icount + uncounted - this.icountBase) * this.nsPerInsn + this.stallNs;
     if (this.runDeadline > now && this.runDeadline !== Infinity) {
       this.stallNs += this.runDeadline - now;
       this.counters.idleSkips++;

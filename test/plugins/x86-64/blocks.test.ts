@@ -4,7 +4,9 @@
  * a first run, an instruction straddling two pages whose second page changes, the same linear
  * address mapping other code after INVLPG or a CR3 load, and the same bytes run in another mode.
  * Each scenario runs once with the fast path (and its blocks) and once without; registers, flags,
- * RIP and the instruction count must agree, and the fast run must have translated blocks.
+ * RIP and the instruction count must agree, and the fast run must have translated blocks. A block
+ * that loops onto its own start runs its passes in one call: it must still stop where the run
+ * slice's instruction budget ends and see an idle spin as the general path does.
  */
 import { describe, expect, it } from 'vitest';
 import { Bus } from '../../../src/core/bus.js';
@@ -211,6 +213,46 @@ describe('x86-64 translated blocks', () => {
       runAt(e.cpu, STORE);
       runAt(e.cpu, CODE);
     });
+  });
+
+  it('stops a block that loops onto itself where each run slice ends, as the general path does', () => {
+    const trace: string[][] = [];
+    for (const fast of [true, false]) {
+      const e = env(fast);
+      // L: add esi,ecx; xor edi,esi; dec ecx; jnz L (4 instructions a pass); hlt
+      e.ram.set(loop(500, [0x01, 0xce, 0x31, 0xf7]), CODE);
+      e.cpu.enterFlat32(CODE);
+      e.cpu.rip = CODE;
+      const cpu = e.cpu;
+      const seen: string[] = [];
+      // Slices of 1 to 13 instructions: most end inside a pass, some exactly at its end.
+      for (let k = 0; !cpu.halted && k < 2000; k++) {
+        cpu.run(cpu.clock.now + ((k % 13) + 1) * cpu.nsPerInsn);
+        seen.push(`${cpu.rip.toString(16)}/${cpu.instructionsRetired}`);
+      }
+      expect(cpu.halted, 'halted').toBe(true);
+      if (fast) expect(cpu.blockStats.compiled, 'blocks translated').toBeGreaterThan(0);
+      seen.push(state(cpu));
+      trace.push(seen);
+    }
+    expect(trace[0]).toEqual(trace[1]);
+  });
+
+  it('skips the time of an idle spin in a block that loops onto itself, as the general path does', () => {
+    const out: string[] = [];
+    for (const fast of [true, false]) {
+      const e = env(fast);
+      // L: test eax,eax; jz L (EAX 0: nothing changes); hlt. Time jumps to the run's deadline.
+      e.ram.set([0x85, 0xc0, 0x74, 0xfc, 0xf4], CODE);
+      e.cpu.enterFlat32(CODE);
+      e.cpu.rip = CODE;
+      e.cpu.run(50_000_000);
+      if (fast) expect(e.cpu.blockStats.compiled, 'blocks translated').toBeGreaterThan(0);
+      expect(e.cpu.stats().idleSkips).toBeGreaterThan(0);
+      expect(e.cpu.instructionsRetired).toBeLessThan(1000);
+      out.push(`${state(e.cpu)} now=${e.cpu.clock.now}`);
+    }
+    expect(out[0]).toBe(out[1]);
   });
 
   it("under a second-stage hook, an access that exits sees the block's registers and keeps the handler's", () => {
