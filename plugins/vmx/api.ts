@@ -89,7 +89,11 @@ export interface Vmx {
   readonly exitReason: number;
   readonly exitQualification: number;
   readonly exitInstructionLength: number;
-  /** Guest RIP += VM-exit instruction length (the usual end of an instruction exit). */
+  /**
+   * Guest RIP += VM-exit instruction length (the usual end of an instruction exit). The skipped
+   * instruction is done, so blocking by STI or MOV SS it was under ends too (as KVM does when it
+   * skips an emulated instruction): it covered that instruction only.
+   */
   advanceRip(): void;
 
   // ---- guest general-purpose registers (RAX=0 ... R15=15) ----

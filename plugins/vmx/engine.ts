@@ -657,6 +657,7 @@ export class VmxEngine implements Vmx {
     st.nmiBlocked = (intr & Interruptibility.BlockingByNmi) !== 0;
     st.activity = v.get32(F.GuestActivityState) === ActivityState.Hlt ? 'hlt' : 'active';
     cpu.setState(st);
+    cpu.shadowBySti = (intr & Interruptibility.BlockingBySti) !== 0;
     v.isLive = true;
   }
 
@@ -706,7 +707,16 @@ export class VmxEngine implements Vmx {
   private vmexit(reason: number, qual: number, ilen: number): boolean {
     // The exit handler's devices (port I/O, APIC MSRs) see the virtual time of this instruction,
     // as a bare IN/OUT does, not that of the CPU run slice's start.
-    this.cpu.syncClock();
+    const cpu = this.cpu;
+    cpu.syncClock();
+    // An exit on the instruction in an STI/MOV SS shadow (or at the boundary before it) saves the
+    // blocking (SDM 27.3.4): the guest interruptibility state shows it, and a resume that does not
+    // skip the instruction runs it in the shadow again (advanceRip ends it).
+    if (cpu.shadowInsn === cpu.icount) {
+      cpu.shadow = 1;
+      cpu.shadowInsn = -1;
+      cpu.eventCheck = true;
+    }
     const v = this.vmcs;
     this.injException = -1;
     const lo = v.lo;
@@ -718,7 +728,6 @@ export class VmxEngine implements Vmx {
     this.exitQualification = qual;
     this.exitInstructionLength = ilen;
     // IDT-vectoring information (27.2.4): an event whose delivery this exit interrupted.
-    const cpu = this.cpu;
     if (cpu.injVector >= 0) {
       // Injected but not yet delivered: report it, so it is not lost.
       lo[S_IDT] =
@@ -871,6 +880,7 @@ export class VmxEngine implements Vmx {
     const r = cpu.rip + this.exitInstructionLength;
     // RIP wraps at the operand size of the code segment (r is a non-negative integer outside 64-bit mode).
     cpu.rip = cpu.mode64 ? r : cpu.cs32 ? r >>> 0 : r & 0xffff;
+    cpu.shadow = 0;
   }
 
   // ---- guest GPRs ----

@@ -199,15 +199,15 @@ export function buildLiveFields(cpu: X86_64, vmcs: Vmcs): void {
   set(VmcsField.GuestInterruptibilityState, {
     read: (v) => {
       let s = 0;
-      // The CPU keeps one shadow for STI and MOV SS; STI blocking needs IF=1 (SDM 26.3.1.5).
       if (cpu.shadow > 0)
-        s |= cpu.fl & RFLAGS.IF ? Interruptibility.BlockingBySti : Interruptibility.BlockingByMovSs;
+        s |= cpu.shadowBySti ? Interruptibility.BlockingBySti : Interruptibility.BlockingByMovSs;
       if (cpu.nmiBlocked) s |= Interruptibility.BlockingByNmi;
       v.rdLo = s;
       v.rdHi = 0;
     },
     write: (lo) => {
       cpu.shadow = lo & (Interruptibility.BlockingBySti | Interruptibility.BlockingByMovSs) ? 1 : 0;
+      cpu.shadowBySti = (lo & Interruptibility.BlockingBySti) !== 0;
       cpu.nmiBlocked = (lo & Interruptibility.BlockingByNmi) !== 0;
       cpu.eventCheck = true;
     },

@@ -1168,7 +1168,7 @@ export class X86Cpu extends CpuSystem {
       return this.exitReq || this.halted;
     }
     if (this.shadow > 0) {
-      this.shadow--;
+      if (--this.shadow === 0) this.shadowInsn = this.icount;
       this.eventCheck = true;
     } else {
       if (this.nmiPending && !this.nmiBlocked) {
@@ -2543,6 +2543,7 @@ export class X86Cpu extends CpuSystem {
         }
         if (b === 0x17) {
           this.shadow = 1;
+          this.shadowBySti = false;
           this.eventCheck = true;
           if (this.fl & RFLAGS.TF) this.movSsNow = true;
         }
@@ -2766,6 +2767,7 @@ export class X86Cpu extends CpuSystem {
         this.loadSeg(sr, v);
         if (sr === SS) {
           this.shadow = 1;
+          this.shadowBySti = false;
           this.eventCheck = true;
           if (this.fl & RFLAGS.TF) this.movSsNow = true;
         }
@@ -3148,6 +3150,7 @@ export class X86Cpu extends CpuSystem {
         if (!(this.fl & RFLAGS.IF)) {
           this.fl |= RFLAGS.IF;
           this.shadow = 1;
+          this.shadowBySti = true;
         }
         this.eventCheck = true;
         return;

@@ -65,6 +65,13 @@ export class CpuSystem extends CpuCoreBase {
   readonly sOk = new Int32Array(6);
   /** Interrupt shadow after STI / MOV SS / POP SS: blocks events until after the next instruction. */
   shadow = 0;
+  /** The shadow is STI's (blocking by STI), not MOV SS's or POP SS's (SDM 24.4.2 Table 24-3). */
+  shadowBySti = false;
+  /**
+   * The instruction count of the instruction the shadow covers (the boundary before it used the
+   * shadow up): a VM exit before it retires saves the blocking (SDM 27.3.4), -1 when none.
+   */
+  shadowInsn = -1;
   /** Blocking by NMI (set at NMI delivery, cleared by IRET). */
   nmiBlocked = false;
   nmiPending = false;

@@ -187,6 +187,30 @@ describe('VM exits with SDM exit information', () => {
     expect(b.exits[0]).toMatchObject({ reason: ExitReason.CrAccess, qual: 0 | (0 << 4) | (0 << 8), len: 3 });
   });
 
+  it('an exit on the instruction in an STI or MOV SS shadow saves the blocking (27.3.4); skipping the instruction ends it', () => {
+    const b = bench();
+    const seen: string[] = [];
+    let first = true;
+    // CPUID always exits. The second one sits in the STI shadow, the fourth in the MOV SS shadow.
+    guest(b, `cpuid\n sti\n cpuid\n mov ax, ss\n mov ss, ax\n cpuid\n cpuid\n out 0xeb, al`, () => {
+      const at = b.m.cpu.rip - CODE;
+      const before = b.vmx.vmread32(F.GuestInterruptibilityState);
+      // The exit in the STI shadow is resumed once without skipping CPUID: it runs in the shadow again.
+      if (at === 3 && first) {
+        first = false;
+        seen.push(`${at}:${before}:again`);
+        return;
+      }
+      b.vmx.advanceRip();
+      seen.push(`${at}:${before}:${b.vmx.vmread32(F.GuestInterruptibilityState)}`);
+    });
+    go(b);
+    const sti = Interruptibility.BlockingBySti;
+    const movss = Interruptibility.BlockingByMovSs;
+    expect(seen).toEqual(['0:0:0', `3:${sti}:again`, `3:${sti}:0`, `10:${movss}:0`, '12:0:0']);
+    expect(b.m.values).toEqual([]);
+  });
+
   it('exception bitmap: #UD exits with interruption information; #PF error-code mask/match', () => {
     const b = bench();
     b.vmx.vmwrite(F.ExceptionBitmap, 1 << 6);
