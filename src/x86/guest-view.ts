@@ -246,9 +246,9 @@ export class GuestView {
       case 'protection':
         return `the guest's ${this.paging} page tables do not allow the access (R/W or U/S)`;
       case 'ept':
-        return `guest-physical ${this.failedGpa.toString(16)} is not mapped by EPT`;
+        return `guest-physical 0x${this.failedGpa.toString(16)} is not mapped by EPT`;
       case 'ept-read-only':
-        return `guest-physical ${this.failedGpa.toString(16)} is not writable in EPT`;
+        return `guest-physical 0x${this.failedGpa.toString(16)} is not writable in EPT`;
       case '5-level':
         return '5-level paging (CR4.LA57) is not supported by this policy';
       default:

@@ -5,6 +5,8 @@
  * instruction length and information, guest-linear/physical address, interruption and
  * IDT-vectoring information. Also VM-entry failures for settings that cannot work.
  */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EventType, Vector } from '../../../src/x86/exceptions.js';
 import { EptViolation as EptQual } from '../../../src/x86/ept.js';
@@ -324,6 +326,33 @@ describe('vmxtests exits.elf: IDT-vectoring information', () => {
     // `sti; hlt`), not the HLT before it.
     expect(v!.insn).toBe('cli');
     expect(r.policy.vectoringReinjected).toBe(1);
+  });
+});
+
+describe('--trace exits+insn where the instruction cannot be read', () => {
+  it('a jump to a guest-physical address EPT does not map: the violation names why, the run stops cleanly', async () => {
+    // A Multiboot kernel (a.out kludge, loaded at 1 MiB): mov eax, 0x40000000; jmp eax. Guest RAM
+    // ends below 1 GiB, so the fetch there is an EPT violation with nothing to show at RIP.
+    const LOAD = 0x100000;
+    const magic = 0x1badb002;
+    const flags = 0x10000;
+    const kernel = Buffer.alloc(32 + 7);
+    [magic, flags, -(magic + flags) >>> 0, LOAD, LOAD, 0, 0, LOAD + 32].forEach((w, i) =>
+      kernel.writeUInt32LE(w >>> 0, i * 4),
+    );
+    kernel.set([0xb8, 0x00, 0x00, 0x00, 0x40, 0xff, 0xe0], 32);
+    mkdirSync('test/.tmp', { recursive: true });
+    const file = join(mkdtempSync(join(resolve('test/.tmp'), 'jump-')), 'jump.bin');
+    writeFileSync(file, kernel);
+    const r = await runScenario('', [], file);
+    expect(r.stop.kind).toBe('fault');
+    expect(r.stop.kind === 'fault' && r.stop.message).toMatch(
+      /instruction fetch at GPA 0x40000000 .*neither guest RAM nor a passthrough page/,
+    );
+    const v = r.exits.at(-1)!;
+    expect(v).toMatchObject({ name: 'EptViolation', rip: 0x40000000, gpa: 0x40000000 });
+    expect(Number(v.qual) & EptQual.INSTRUCTION_FETCH).toBeTruthy();
+    expect(v.insn).toBe('? (guest-physical 0x40000000 is not mapped by EPT)');
   });
 });
 
