@@ -759,9 +759,9 @@ export class X86Cpu extends CpuSystem {
    * IN/OUT AL/eAX (opcode `op`, imm8 port `imm`) or CPUID (`op` 0xA2) from the fast path or a
    * translated block, at `rip` (window position `pos`, `len` bytes), with the registers and flags
    * in the CPU and the instructions before it counted. An intercept hook (a VM exit) is called as
-   * from the general path; CPUID without one is answered by the model; an I/O the hook declines
-   * (its I/O-bitmap bit is clear) goes to the bus. Returns -1 when it is not done here (no I/O
-   * hook, or an I/O permission check that could fault: the general path runs it); 0 when it is
+   * from the general path; CPUID without one is answered by the model; an I/O without a hook, or
+   * one the hook declines (its I/O-bitmap bit is clear), goes to the bus. Returns -1 when it is not
+   * done here (an I/O permission check that could fault: the general path runs it); 0 when it is
    * done and the caller goes on from the next instruction with the state it holds (RIP is the
    * next instruction, in the same fetch window, nothing needs a look: a VM exit whose handler
    * advanced RIP and resumed); 1 when it is done and the caller must leave (RIP is whatever the
@@ -786,18 +786,19 @@ export class X86Cpu extends CpuSystem {
         return 0;
       }
     } else {
+      // Above IOPL the TSS I/O permission bitmap decides, and may fault: the general path checks it.
+      if (this.pe && (this.v86 || this.cpl > ((this.fl >> 12) & 3))) return -1;
       const hook = this.hooks.io;
-      if (hook === null || (this.pe && (this.v86 || this.cpl > ((this.fl >> 12) & 3)))) return -1;
       this.hookPrep(rip, pos, len);
       const immediate = op < 0xe8;
       const port = immediate ? imm : rl[2] & 0xffff;
       const size = op & 1 ? 4 : 1;
       const input = (op & 2) === 0;
-      if (!this.ioHook(hook, port, size, input, immediate, len)) {
-        // Declined: the instruction runs as on bare hardware (and ends the run: devices raise events).
-        this.rip = this.nextRip();
+      if (hook === null || !this.ioHook(hook, port, size, input, immediate, len)) {
+        // No hook, or it declined (no VM exit): the port devices run the instruction, as on bare
+        // hardware. A device that raises an interrupt or arms an earlier timer says so itself.
+        this._rip = this.mode64 ? rip + len : (rip + len) >>> 0;
         this.portIoBare(port, size, input);
-        return 1;
       }
     }
     // Taken over (as took() after the general path).
@@ -3818,8 +3819,8 @@ export class X86Cpu extends CpuSystem {
       this.counters.ioWrites++;
       this.bus.ioWrite(port, size, size === 4 ? this.rl[0] >>> 0 : this.rl[0] & (size === 1 ? 0xff : 0xffff));
     }
-    // A device may have raised an interrupt or stopped the machine.
-    this.eventCheck = true;
+    // No look at events here: a device that raises an interrupt or NMI, arms a timer earlier than
+    // the run's deadline or stops the machine tells the CPU (interruptRequested, nmi, requestExit).
   }
 
   private stringIo(b: number): void {

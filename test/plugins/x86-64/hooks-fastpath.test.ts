@@ -164,6 +164,73 @@ describe('x86-64 fast path with I/O and CPUID hooks', () => {
     expect(fast.general).toBeLessThan(slow.general / 4);
   });
 
+  it('without hooks, runs IN/OUT on the port devices as the general decoder does; an earlier timer a device arms cuts the run short', () => {
+    const runBare = (fast: boolean, program: string) => {
+      const m = testMachine();
+      load(m, CODE, assembleWithSymbols(program, CODE).bytes);
+      m.cpu.setEntry({ mode: 'protected', ip: CODE });
+      m.cpu.fastPath = fast;
+      const cpu = m.cpu;
+      const log: string[] = [];
+      let reads = 0;
+      // A timer a port write arms 2 ns (instructions) ahead unless armed, as a PIT the guest programs
+      // would: the run must end right after the OUT to fire on time.
+      const fired: string[] = [];
+      let armed = false;
+      const timer = m.clock.createTimer('device', () => {
+        armed = false;
+        fired.push(`${cpu.instructionsRetired}`);
+      });
+      m.clock.setEarlierListener(() => cpu.requestExit());
+      m.bus.addPorts('dev', 0x80, 0x20, {
+        ioRead: (off, size) => {
+          log.push(`in ${(0x80 + off).toString(16)} ${size} n=${cpu.instructionsRetired}`);
+          return (0x1000 + reads++) & (size === 4 ? 0xffffffff : 0xff);
+        },
+        ioWrite: (off, size, v) => {
+          log.push(
+            `out ${(0x80 + off).toString(16)} ${size} ${(v >>> 0).toString(16)} n=${cpu.instructionsRetired}`,
+          );
+          if (off === 0x10 && !armed) {
+            armed = true;
+            m.clock.arm(timer, m.clock.now + 2);
+          }
+        },
+      });
+      let general = 0;
+      const step = cpu.step.bind(cpu);
+      cpu.step = (): void => {
+        general++;
+        step();
+      };
+      for (let i = 0; i < 100_000 && !m.done; i++) {
+        cpu.run(Math.min(m.clock.nextDeadline(), m.clock.now + 100_000));
+        m.clock.fireDue();
+      }
+      expect(m.done).toBe(true);
+      const regs = Array.from(cpu.rl.slice(0, 8), (v) => (v >>> 0).toString(16)).join(' ');
+      return {
+        log,
+        fired,
+        general,
+        blocks: cpu.blockStats.compiled,
+        state: `${regs} n=${cpu.instructionsRetired}`,
+      };
+    };
+    for (const program of [PROGRAM, BLOCK_PROGRAM]) {
+      // Port 0x90 arms the timer in every iteration.
+      const src = program.replace('out 0x90, al', 'out 0x90, al\n  out 0x90, al');
+      const fast = runBare(true, src);
+      const slow = runBare(false, src);
+      expect(fast.log).toEqual(slow.log);
+      expect(fast.fired).toEqual(slow.fired);
+      expect(fast.fired.length).toBeGreaterThan(10);
+      expect(fast.state).toBe(slow.state);
+      expect(fast.general).toBeLessThan(slow.general / 4);
+      if (program === BLOCK_PROGRAM) expect(fast.blocks).toBeGreaterThan(0);
+    }
+  });
+
   it('leaves an I/O that may fault its permission check to the general path (no hook call)', () => {
     const results: string[] = [];
     for (const fast of [true, false]) {
