@@ -794,7 +794,7 @@ export class X86Cpu extends CpuSystem {
       const port = immediate ? imm : rl[2] & 0xffff;
       const size = op & 1 ? 4 : 1;
       const input = (op & 2) === 0;
-      if (hook === null || !this.ioHook(hook, port, size, input, immediate, len)) {
+      if (hook === null || !this.ioHook(hook, port, size, input, false, false, immediate, len)) {
         // No hook, or it declined (no VM exit): the port devices run the instruction, as on bare
         // hardware. A device that raises an interrupt or arms an earlier timer says so itself.
         this._rip = this.mode64 ? rip + len : (rip + len) >>> 0;
@@ -3782,17 +3782,20 @@ export class X86Cpu extends CpuSystem {
   private portIo(port: number, size: 1 | 2 | 4, input: boolean, imm: boolean): void {
     this.checkIoPermission(port, size);
     const hook = this.hooks.io;
-    if (hook !== null && this.ioHook(hook, port, size, input, imm, this.ilen)) return this.took();
+    if (hook !== null && this.ioHook(hook, port, size, input, false, false, imm, this.ilen))
+      return this.took();
     this.rip = this.nextRip();
     this.portIoBare(port, size, input);
   }
 
-  /** An IN/OUT (not INS/OUTS) event for the I/O hook: true when the hook took the instruction. */
+  /** An IN/OUT or INS/OUTS event for the I/O hook: true when the hook took the instruction. */
   private ioHook(
     hook: (e: IoEvent) => boolean,
     port: number,
     size: 1 | 2 | 4,
     input: boolean,
+    string: boolean,
+    rep: boolean,
     immediate: boolean,
     length: number,
   ): boolean {
@@ -3800,8 +3803,8 @@ export class X86Cpu extends CpuSystem {
     e.port = port;
     e.size = size;
     e.input = input;
-    e.string = false;
-    e.rep = false;
+    e.string = string;
+    e.rep = rep;
     e.immediate = immediate;
     e.length = length;
     return hook(e);
@@ -3833,17 +3836,9 @@ export class X86Cpu extends CpuSystem {
       return;
     }
     this.checkIoPermission(port, size);
-    if (this.hooks.io !== null) {
-      const e = this.ioEv;
-      e.port = port;
-      e.size = size;
-      e.input = input;
-      e.string = true;
-      e.rep = rep;
-      e.immediate = false;
-      e.length = this.ilen;
-      if (this.hooks.io(e)) return this.took();
-    }
+    const hook = this.hooks.io;
+    if (hook !== null && this.ioHook(hook, port, size, input, true, rep, false, this.ilen))
+      return this.took();
     const delta = this.fl & RFLAGS.DF ? -size : size;
     const srcSeg = this.segOv >= 0 ? this.segOv : DS;
     let n = rep ? REP_CHUNK : 1;
